@@ -1,0 +1,109 @@
+"""Fixtures: one throwaway broker for the session, and a virtual host of its own per test.
+
+The chapters reuse the official names (`hello`, `task_queue`, `logs`, ...). Giving every test a
+fresh virtual host on the session's broker means no test can see another's queues, exchanges or
+leftover messages, without paying for a broker start per test.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, start_broker
+from tutorial_tools.processes import ScriptProcess, run_script
+
+
+class Sandbox:
+    """A virtual host of a test's own on the session broker, and the scripts run against it."""
+
+    def __init__(self, broker: Broker, vhost: str) -> None:
+        self.broker = broker
+        self.vhost = vhost
+        self.processes: list[ScriptProcess] = []
+
+    @property
+    def url(self) -> str:
+        # Read each time: a container may come back on another port after a restart.
+        return self.broker.url_for(self.vhost)
+
+    def start(self, script: str, *args: str, ready: str | None = None, **kw) -> ScriptProcess:
+        """Start a script (a receiver, a worker, a server); wait for ``ready`` if given."""
+        proc = ScriptProcess(script, args, url=self.url, **kw)
+        self.processes.append(proc)
+        if ready:
+            proc.wait_for(ready)
+        return proc
+
+    def run(self, script: str, *args: str, timeout: float = 30, **kw) -> ScriptProcess:
+        """Run a script to its end (a sender, a client)."""
+        return run_script(script, args, url=self.url, timeout=timeout, **kw)
+
+    def connection(self) -> pika.BlockingConnection:
+        return pika.BlockingConnection(pika.URLParameters(self.url))
+
+    def message_count(self, queue: str) -> int:
+        """Messages ready in ``queue`` (not counting those delivered and not yet acked)."""
+        with self.connection() as connection:
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+
+    def queue_names(self) -> set[str]:
+        queues = self.broker.management_api("GET", f"/api/queues/{_quote(self.vhost)}")
+        return {q["name"] for q in queues}
+
+    def rabbitmqctl(self, *args: str) -> str:
+        return self.broker.rabbitmqctl(*args)
+
+    def restart_broker(self) -> None:
+        self.broker.restart()
+
+    def close(self) -> None:
+        for proc in self.processes:
+            proc.stop()
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    """The session's broker, from TUTORIAL_BROKER_SOURCE or the first source that works."""
+    try:
+        running = start_broker()
+    except BrokerUnavailable as exc:
+        pytest.exit(f"no broker for the tests: {exc}", returncode=1)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:80]
+    vhost = f"test-{name}-{secrets.token_hex(2)}"
+    broker.add_vhost(vhost)
+    box = Sandbox(broker, vhost)
+    try:
+        yield box
+    finally:
+        box.close()
+        try:
+            broker.delete_vhost(vhost)
+        except BrokerError:
+            pass  # a test that stopped the broker on purpose leaves nothing to delete
+
+
+@pytest.fixture
+def restartable(broker: Broker) -> Broker:
+    """Skip a test that restarts the broker when the broker is not ours to restart."""
+    if broker.source == "url":
+        pytest.skip("the broker named by RABBITMQ_URL is not ours to restart")
+    return broker
