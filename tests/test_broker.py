@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -21,7 +20,10 @@ def publish_kept_message(url: str) -> None:
         channel = connection.channel()
         channel.queue_declare("kept", durable=True, arguments={"x-queue-type": "quorum"})
         channel.basic_publish(
-            "", "kept", b"still here", pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+            "",
+            "kept",
+            b"still here",
+            pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
         )
 
 
@@ -101,13 +103,19 @@ def test_command_line_prints_the_export_line_and_stops_on_ctrl_c(broker: Broker)
 
 def test_no_source_at_all_names_the_three_ways_to_get_a_broker(tmp_path):
     env = {
-        k: v for k, v in os.environ.items() if k not in ("RABBITMQ_URL", "DOCKER_HOST", "TUTORIAL_BROKER_SOURCE")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RABBITMQ_URL", "DOCKER_HOST", "TUTORIAL_BROKER_SOURCE")
     }
     env["PATH"] = os.path.dirname(sys.executable)
     env["DOCKER_HOST"] = f"unix://{tmp_path}/no-engine.sock"
     env["TUTORIAL_RABBITMQ_SERVER_CANDIDATES"] = ""
     result = subprocess.run(
-        [sys.executable, "-m", "tutorial_tools.broker"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tutorial_tools.broker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -540,6 +540,47 @@ def start_broker(source: str | None = None, fixed_port: int | None = None) -> Br
     return make_broker(source, fixed_port).start()
 
 
+def ensure_source(source: str | None = None) -> int:
+    """Make sure some broker source is there for the tests and the tour; 0 when one is.
+
+    As root on Debian or Ubuntu with no source at all, installs Debian's rabbitmq-server,
+    saying so; anywhere else prints what to run.
+    """
+    source = source or os.environ.get("TUTORIAL_BROKER_SOURCE") or None
+    if source in (None, "url") and os.environ.get("RABBITMQ_URL"):
+        print(f"Broker source: the broker at RABBITMQ_URL={masked(os.environ['RABBITMQ_URL'])}")
+        return 0
+    if source in (None, "container") and engine_answers():
+        print("Broker source: containers, through the Docker-compatible engine that answers")
+        return 0
+    if source in (None, "local") and find_local_server():
+        print(f"Broker source: the local rabbitmq-server at {find_local_server()}")
+        return 0
+    if source not in (None, "local"):
+        print(f"setup: the {source!r} broker source is not available here.", file=sys.stderr)
+        print(HOW_TO_GET_ONE, file=sys.stderr)
+        return 1
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(
+            "No RabbitMQ broker source found: installing Debian's rabbitmq-server with apt-get "
+            "(this takes about half a minute) ...",
+            flush=True,
+        )
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for step in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "rabbitmq-server"],
+        ):
+            if subprocess.run(step, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+                print(f"setup: '{' '.join(step)}' failed", file=sys.stderr)
+                return 1
+        if find_local_server():
+            print(f"Broker source: the local rabbitmq-server at {find_local_server()}")
+            return 0
+    print(HOW_TO_GET_ONE, file=sys.stderr)
+    return 1
+
+
 # -- command line ------------------------------------------------------------------------
 
 
@@ -562,7 +603,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="publish AMQP on this port (5672 lets the chapter scripts run with no RABBITMQ_URL)",
     )
+    parser.add_argument(
+        "--ensure-source",
+        action="store_true",
+        help="only check that a broker source exists (installing Debian's rabbitmq-server as root)",
+    )
     args = parser.parse_args(argv)
+    if args.ensure_source:
+        return ensure_source(args.source)
     # Turn SIGTERM into the same clean stop as Ctrl+C.
     signal.signal(signal.SIGTERM, _interrupt)
     broker: Broker | None = None

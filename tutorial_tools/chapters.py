@@ -1,0 +1,227 @@
+"""What each chapter runs and what must arrive where: described once, for the tour and the tests.
+
+A chapter starts its receiving scripts (each stands for a terminal a learner opens), then runs its
+sending scripts one after another with the arguments the notes use. Each step says which lines
+must then appear in which terminal. A terminal not named for a line must not print it.
+
+The last step of every chapter reaches every receiver. Queues deliver in order, so once that last
+message has arrived everywhere, anything that was going to arrive has: a line that is still
+missing, or that came where it should not, is a real mismatch, not a slow broker.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+WAITING_MESSAGES = r"^ \[\*\] Waiting for messages\. To exit press CTRL\+C$"
+WAITING_LOGS = r"^ \[\*\] Waiting for logs\. To exit press CTRL\+C$"
+AWAITING_RPC = r"^ \[x\] Awaiting RPC requests$"
+SENDER = "sender"  # in an Expect, the terminal of the step's own script
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A receiving script a learner keeps open in a terminal of its own."""
+
+    name: str
+    script: str
+    args: tuple[str, ...] = ()
+    ready: str = WAITING_LOGS  # printed once it is declared, bound and consuming
+    message: str = r"^ \[x\] "  # the lines that report a message that arrived
+    finished: str | None = None  # printed when the work for a message is done
+
+    @property
+    def command(self) -> str:
+        return shlex.join(["python", self.script, *self.args])
+
+
+@dataclass(frozen=True)
+class Expect:
+    """``line`` is printed once in each of ``where`` (``one_of``: in exactly one of them)."""
+
+    line: str
+    where: tuple[str, ...] = ()
+    one_of: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run of a sending script, and what it must cause."""
+
+    script: str
+    args: tuple[str, ...] = ()
+    expect: tuple[Expect, ...] = ()
+    says: str = ""  # one line for the tour: what this step shows
+
+    @property
+    def command(self) -> str:
+        return shlex.join(["python", self.script, *self.args])
+
+
+@dataclass(frozen=True)
+class Chapter:
+    slug: str  # the folder
+    title: str
+    terminals: tuple[Terminal, ...]
+    steps: tuple[Step, ...]
+    showed: str  # one line for the tour: what the chapter showed
+
+
+def _route(key: str, message: str, *where: str, script: str = "topics/emit_log_topic.py") -> Step:
+    """A log sent with a routing key, and the terminals it must reach."""
+    reached = ", ".join(where) if where else "no queue: dropped"
+    return Step(
+        script,
+        (key, message),
+        (Expect(f" [x] {key}:{message}", where), Expect(f" [x] Sent {key}:{message}", (SENDER,))),
+        says=f"{key} -> {reached}",
+    )
+
+
+HELLO_WORLD = Chapter(
+    "hello_world",
+    "Hello World",
+    terminals=(Terminal("receive", "hello_world/receive.py", ready=WAITING_MESSAGES),),
+    steps=(
+        Step(
+            "hello_world/send.py",
+            expect=(
+                Expect(" [x] Sent 'Hello World!'", (SENDER,)),
+                Expect(" [x] Received Hello World!", ("receive",)),
+            ),
+            says="send.py puts one message on queue hello; receive.py prints it",
+        ),
+    ),
+    showed="the message sent to queue 'hello' reached the receiver once",
+)
+
+WORK_QUEUES = Chapter(
+    "work_queues",
+    "Work queues",
+    terminals=tuple(
+        Terminal(
+            f"worker {n}",
+            "work_queues/worker.py",
+            ready=WAITING_MESSAGES,
+            message=r"^ \[x\] Received ",
+            finished=r"^ \[x\] Done$",
+        )
+        for n in (1, 2)
+    ),
+    steps=tuple(
+        Step(
+            "work_queues/new_task.py",
+            (task,),
+            (
+                Expect(f" [x] Sent {task}", (SENDER,)),
+                Expect(f" [x] Received {task}", ("worker 1", "worker 2"), one_of=True),
+            ),
+            says=f"task {task!r}: {task.count('.')} s of work for whichever worker is free",
+        )
+        for task in ("First task.", "Second task..", "Third task.", "Fourth task..")
+    ),
+    showed="four tasks on 'task_queue' were shared by the two workers, each done once",
+)
+
+PUBLISH_SUBSCRIBE = Chapter(
+    "publish_subscribe",
+    "Publish/Subscribe",
+    terminals=(
+        Terminal("receiver 1", "publish_subscribe/receive_logs.py"),
+        Terminal("receiver 2", "publish_subscribe/receive_logs.py"),
+    ),
+    steps=tuple(
+        Step(
+            "publish_subscribe/emit_log.py",
+            (message,),
+            (
+                Expect(f" [x] Sent {message}", (SENDER,)),
+                Expect(f" [x] {message}", ("receiver 1", "receiver 2")),
+            ),
+            says=f"{message!r} -> fanout exchange 'logs' -> every bound queue",
+        )
+        for message in ("info: Hello World!", "warning: disk 90% full")
+    ),
+    showed="every log on the fanout exchange 'logs' reached both receivers",
+)
+
+ROUTING = Chapter(
+    "routing",
+    "Routing",
+    terminals=(
+        Terminal("errors only", "routing/receive_logs_direct.py", ("error",)),
+        Terminal("all severities", "routing/receive_logs_direct.py", ("info", "warning", "error")),
+    ),
+    steps=(
+        _route("info", "Starting up", "all severities", script="routing/emit_log_direct.py"),
+        _route("warning", "Disk 90% full", "all severities", script="routing/emit_log_direct.py"),
+        _route("debug", "Nobody is bound to debug", script="routing/emit_log_direct.py"),
+        _route(
+            "error",
+            "Run. Run. Or it will explode.",
+            "errors only",
+            "all severities",
+            script="routing/emit_log_direct.py",
+        ),
+    ),
+    showed="each severity reached exactly the queues bound to it; 'debug' was dropped",
+)
+
+TOPICS = Chapter(
+    "topics",
+    "Topics",
+    terminals=(
+        Terminal("Q1 *.orange.*", "topics/receive_logs_topic.py", ("*.orange.*",)),
+        Terminal("Q2 *.*.rabbit lazy.#", "topics/receive_logs_topic.py", ("*.*.rabbit", "lazy.#")),
+        Terminal("Q3 #", "topics/receive_logs_topic.py", ("#",)),
+    ),
+    steps=(
+        _route("quick.orange.fox", "matches Q1 only", "Q1 *.orange.*", "Q3 #"),
+        _route("lazy.brown.fox", "matches Q2 only", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        _route("lazy.pink.rabbit", "matches two of Q2's keys", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        _route("quick.brown.fox", "matches no key", "Q3 #"),
+        _route("orange", "too few words", "Q3 #"),
+        _route("quick.orange.new.rabbit", "too many words", "Q3 #"),
+        _route("lazy.orange.new.rabbit", "lazy.# takes any length", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        _route(
+            "quick.orange.rabbit",
+            "matches both",
+            "Q1 *.orange.*",
+            "Q2 *.*.rabbit lazy.#",
+            "Q3 #",
+        ),
+    ),
+    showed="each routing key reached the queues whose patterns match it, once; '#' got them all",
+)
+
+RPC = Chapter(
+    "rpc",
+    "RPC",
+    terminals=(
+        Terminal("rpc_server", "rpc/rpc_server.py", ready=AWAITING_RPC, message=r"^ \[\.\] fib"),
+    ),
+    steps=tuple(
+        Step(
+            "rpc/rpc_client.py",
+            args,
+            (
+                Expect(f" [x] Requesting fib({n})", (SENDER,)),
+                Expect(f" [.] fib({n})", ("rpc_server",)),
+                Expect(f" [.] Got {answer}", (SENDER,)),
+            ),
+            says=f"fib({n}) asked on 'rpc_queue', answered on the client's own reply queue",
+        )
+        for args, n, answer in (((), 30, 832040), (("10",), 10, 55))
+    ),
+    showed="each request on 'rpc_queue' got its own answer back through reply_to",
+)
+
+CHAPTERS: tuple[Chapter, ...] = (HELLO_WORLD, WORK_QUEUES, PUBLISH_SUBSCRIBE, ROUTING, TOPICS, RPC)
+
+
+def chapter(slug: str) -> Chapter:
+    for candidate in CHAPTERS:
+        if candidate.slug == slug:
+            return candidate
+    raise KeyError(slug)

@@ -1,0 +1,395 @@
+"""The guided tour: every chapter's terminals, side by side, checked against the notes.
+
+    python -m tutorial_tools.tour              every chapter, in order
+    python -m tutorial_tools.tour topics       one chapter
+    python -m tutorial_tools.tour --list       the chapters
+    python -m tutorial_tools.tour --step       press Enter between steps (for a workshop)
+    python -m tutorial_tools.tour --tmux rpc   open the chapter as real terminals in tmux
+
+It uses the broker at RABBITMQ_URL if set, else starts a throwaway one (see broker.py) and
+removes it at the end. Exit status 0 when everything arrived where the notes say, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
+from tutorial_tools.chapters import CHAPTERS, SENDER, Chapter, Step, Terminal, chapter
+from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess
+
+ARRIVAL_TIMEOUT = 30.0
+
+
+# -- showing what each terminal prints ---------------------------------------------------
+
+
+class Display:
+    """Prints each process's lines as it prints them: in columns on a terminal, else prefixed."""
+
+    def __init__(self, stream=None, columns: bool | None = None, color: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.columns = is_tty if columns is None else columns
+        no_color = "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+        self.color = (is_tty and not no_color) if color is None else color
+        self.names: list[str] = []
+        self.width = 40
+        self._lock = threading.Lock()
+
+    def _style(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def say(self, text: str = "", style: str = "") -> None:
+        with self._lock:
+            print(self._style(text, style) if style else text, file=self.stream, flush=True)
+
+    def open_terminals(self, names: list[str]) -> None:
+        """Lay out one column per terminal, the sending terminal first."""
+        self.names = names
+        if not self.columns:
+            return
+        total = shutil.get_terminal_size((120, 24)).columns
+        self.width = max(24, total // len(names))
+        header = "".join(_fit(f"[{name}]", self.width) for name in names)
+        self.say(header, "1;36")
+
+    def line(self, name: str, text: str) -> None:
+        if self.columns and name in self.names:
+            column = self.names.index(name)
+            # A long line wraps inside its own column.
+            pieces = [
+                text[i : i + self.width - 1] for i in range(0, len(text), self.width - 1)
+            ] or [""]
+            with self._lock:
+                for piece in pieces:
+                    print(" " * (self.width * column) + piece, file=self.stream, flush=True)
+        else:
+            self.say(f"[{name}] {text}")
+
+
+def _fit(text: str, width: int) -> str:
+    return text[: width - 1].ljust(width)
+
+
+# -- running one chapter -----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    chapter: Chapter
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _exact(line: str) -> str:
+    return f"^{re.escape(line)}$"
+
+
+def run_chapter(
+    chap: Chapter,
+    url: str,
+    display: Display | None = None,
+    before_step: Callable[[int, Step], None] | None = None,
+    timeout: float = ARRIVAL_TIMEOUT,
+) -> Outcome:
+    """Run a chapter's terminals and steps against the broker at ``url``; report mismatches."""
+    display = display or Display(stream=open(os.devnull, "w"))  # noqa: SIM115
+    outcome = Outcome(chap)
+    started = time.monotonic()
+    terminals: dict[str, ScriptProcess] = {}
+    display.open_terminals([SENDER, *(t.name for t in chap.terminals)])
+    try:
+        for term in chap.terminals:
+            display.line(term.name, f"$ {term.command}")
+            proc = ScriptProcess(
+                term.script,
+                term.args,
+                url=url,
+                label=term.name,
+                on_line=lambda p, s: display.line(p.label, s),
+            )
+            terminals[term.name] = proc
+            proc.wait_for(term.ready, timeout)
+        for number, step in enumerate(chap.steps, 1):
+            if before_step:
+                before_step(number, step)
+            _run_step(step, url, terminals, display, outcome, timeout)
+        for term in chap.terminals:
+            _wait_until_idle(term, terminals[term.name], timeout, outcome)
+        _check_nothing_else_arrived(chap, terminals, outcome)
+    except ScriptError as exc:
+        outcome.problems.append(str(exc).splitlines()[0])
+    finally:
+        for term in chap.terminals:
+            if term.name in terminals:
+                _press_ctrl_c(term, terminals[term.name], display, outcome)
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _run_step(
+    step: Step,
+    url: str,
+    terminals: dict[str, ScriptProcess],
+    display: Display,
+    outcome: Outcome,
+    timeout: float,
+) -> None:
+    display.line(SENDER, f"$ {step.command}")
+    sender = ScriptProcess(
+        step.script, step.args, url=url, label=SENDER, on_line=lambda p, s: display.line(SENDER, s)
+    )
+    try:
+        code = sender.wait(timeout)
+    finally:
+        sender.stop()
+    if code != 0:
+        outcome.problems.append(f"'{step.command}' exited with {code}")
+    for expect in step.expect:
+        pattern = _exact(expect.line)
+        if SENDER in expect.where and len(sender.matching(pattern)) != 1:
+            outcome.problems.append(f"'{step.command}' did not print {expect.line!r}")
+        places = [terminals[name] for name in expect.where if name != SENDER]
+        if expect.one_of:
+            if not _wait_any(places, pattern, timeout):
+                outcome.problems.append(
+                    f"{expect.line!r} reached none of {', '.join(expect.where)}"
+                )
+        else:
+            for proc in places:
+                try:
+                    proc.wait_for(pattern, timeout)
+                except ScriptError:
+                    outcome.problems.append(f"{expect.line!r} did not reach {proc.label}")
+
+
+def _wait_any(places: list[ScriptProcess], pattern: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(proc.matching(pattern) for proc in places):
+            return True
+        places[0].wait_for_change(0.1)
+    return False
+
+
+def _wait_until_idle(term: Terminal, proc: ScriptProcess, timeout: float, outcome: Outcome) -> None:
+    """A worker is idle once it has finished every message it took."""
+    if term.finished is None:
+        return
+    taken = len(proc.matching(term.message))
+    try:
+        if taken:
+            proc.wait_for(term.finished, timeout, count=taken)
+    except ScriptError:
+        outcome.problems.append(f"{term.name} did not finish the {taken} messages it took")
+
+
+def _check_nothing_else_arrived(
+    chap: Chapter, terminals: dict[str, ScriptProcess], outcome: Outcome
+) -> None:
+    """Every message line in every terminal is one the steps expect there, once."""
+    for term in chap.terminals:
+        got = terminals[term.name].matching(term.message)
+        for step in chap.steps:
+            for expect in step.expect:
+                if expect.one_of and term.name in expect.where:
+                    allowed = 1 if expect.line in got else 0
+                else:
+                    allowed = 1 if term.name in expect.where else 0
+                arrived = got.count(expect.line)
+                if arrived > allowed:
+                    where = "more than once" if allowed else "though the notes say it should not"
+                    outcome.problems.append(f"{expect.line!r} reached {term.name} {where}")
+                got = [line for line in got if line != expect.line]
+        outcome.problems.extend(f"{term.name} printed unexpected {line!r}" for line in got)
+
+
+def _press_ctrl_c(term: Terminal, proc: ScriptProcess, display: Display, outcome: Outcome) -> None:
+    display.line(term.name, "^C")
+    try:
+        code = proc.interrupt(timeout=15)
+        if code != 0:
+            outcome.problems.append(f"{term.name} exited with {code} on Ctrl+C")
+    except ScriptError:
+        outcome.problems.append(f"{term.name} did not stop on Ctrl+C")
+    finally:
+        proc.stop()
+
+
+# -- the whole tour ----------------------------------------------------------------------
+
+
+def tour(chapters: list[Chapter], url: str, display: Display, step_by_step: bool = False) -> bool:
+    all_ok = True
+    started = time.monotonic()
+    for index, chap in enumerate(chapters, 1):
+        display.say()
+        display.say(
+            f"== Chapter {index} of {len(chapters)}: {chap.title} ({chap.slug}/README.md) ==", "1"
+        )
+
+        def before_step(number: int, step: Step, chap: Chapter = chap) -> None:
+            display.say(f"-- step {number} of {len(chap.steps)}: {step.says}", "2")
+            if step_by_step:
+                input("   press Enter to run it ")
+
+        outcome = run_chapter(chap, url, display, before_step)
+        if outcome.ok:
+            display.say(f"OK   {chap.slug}: {chap.showed} ({outcome.seconds:.1f} s)", "1;32")
+        else:
+            all_ok = False
+            display.say(f"FAIL {chap.slug}: what arrived does not match the notes:", "1;31")
+            for problem in outcome.problems:
+                display.say(f"     - {problem}", "31")
+    verdict = (
+        "every message arrived where the notes say" if all_ok else "some chapters did not match"
+    )
+    display.say()
+    display.say(
+        f"Tour finished in {time.monotonic() - started:.1f} s: {verdict}.",
+        "1;32" if all_ok else "1;31",
+    )
+    return all_ok
+
+
+# -- tmux: the chapter as real terminals --------------------------------------------------
+
+
+def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
+    """One tmux pane per terminal, receivers running, the first step typed in the sender pane."""
+    if not shutil.which("tmux"):
+        print(
+            "tour: --tmux needs tmux, which is not installed (Debian/Ubuntu: apt-get install tmux; "
+            "macOS: brew install tmux). Without it, open the terminals yourself: see "
+            f"{chap.slug}/README.md",
+            file=sys.stderr,
+        )
+        return 1
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(
+            ["tmux", *args], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    env = f"export RABBITMQ_URL={shlex.quote(url)}; cd {shlex.quote(str(ROOT))}; "
+    tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", "-n", chap.slug)
+    try:
+        tmux("set-option", "-t", session, "remain-on-exit", "on")
+        tmux("set-option", "-t", session, "pane-border-status", "top")
+        first = f"{session}:{chap.slug}.0"
+        tmux("select-pane", "-t", first, "-T", SENDER)
+        tmux("send-keys", "-t", first, env + "clear", "Enter")
+        for term in chap.terminals:
+            command = shlex.join([sys.executable, term.script, *term.args])
+            pane = tmux("split-window", "-t", session, "-P", "-F", "#{pane_id}", "bash", "--norc")
+            tmux("select-pane", "-t", pane, "-T", term.name)
+            tmux("send-keys", "-t", pane, env + command, "Enter")
+            tmux("select-layout", "-t", session, "tiled")
+        if chap.steps:
+            step = chap.steps[0]
+            typed = shlex.join([sys.executable, step.script, *step.args])
+            tmux("send-keys", "-t", first, typed)  # typed, not run: the learner presses Enter
+        tmux("select-pane", "-t", first)
+    except subprocess.CalledProcessError as exc:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        print(f"tour: tmux failed: {exc.stderr.strip()}", file=sys.stderr)
+        return 1
+    print(f"tmux session {session!r} is ready: one pane per terminal of {chap.slug}.", flush=True)
+    if attach and sys.stdin.isatty():
+        subprocess.run(["tmux", "attach-session", "-t", session])
+    else:
+        print(
+            f"Attach with: tmux attach -t {session}   (the broker stays up until it ends)",
+            flush=True,
+        )
+    # The broker lives as long as the session does.
+    while (
+        subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
+    ):
+        try:
+            subprocess.run(["tmux", "wait-for", f"{session}-never"], timeout=1, capture_output=True)
+        except subprocess.TimeoutExpired:
+            pass
+    return 0
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_tools.tour",
+        description="Run the chapters' scripts side by side and check that every message arrives "
+        "where the notes say.",
+    )
+    parser.add_argument("chapter", nargs="?", help="run only this chapter (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the chapters and exit")
+    parser.add_argument("--step", action="store_true", help="wait for Enter before each step")
+    parser.add_argument(
+        "--tmux", action="store_true", help="open the chapter in tmux, one pane per terminal"
+    )
+    parser.add_argument("--no-attach", action="store_true", help="with --tmux: do not attach")
+    parser.add_argument("--plain", action="store_true", help="prefixed lines instead of columns")
+    parser.add_argument("--source", choices=("url", "container", "local"), help="broker source")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for index, chap in enumerate(CHAPTERS, 1):
+            print(f"{index}. {chap.slug:<18} {chap.title}")
+        return 0
+    try:
+        chapters = [chapter(args.chapter)] if args.chapter else list(CHAPTERS)
+    except KeyError:
+        names = ", ".join(c.slug for c in CHAPTERS)
+        print(f"tour: no chapter {args.chapter!r}; the chapters are: {names}", file=sys.stderr)
+        return 2
+    if args.tmux and len(chapters) != 1:
+        print("tour: --tmux opens one chapter: name it, e.g. --tmux topics", file=sys.stderr)
+        return 2
+
+    display = Display(columns=False if args.plain else None)
+    signal.signal(signal.SIGTERM, _interrupt)
+    broker: Broker | None = None
+    try:
+        broker = make_broker(args.source)
+        if broker.source != "url":
+            display.say(f"Starting a throwaway {broker.source} broker ...")
+        broker.start()
+        display.say(f"Using the {broker.describe()}")
+        if args.tmux:
+            session = f"rabbitmq-{chapters[0].slug}"
+            return open_in_tmux(chapters[0], broker.url, session, attach=not args.no_attach)
+        return 0 if tour(chapters, broker.url, display, args.step) else 1
+    except KeyboardInterrupt:
+        display.say("\nInterrupted: stopping the scripts and the broker.")
+        return 130
+    except (BrokerUnavailable, BrokerError) as exc:
+        print(f"tour: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
