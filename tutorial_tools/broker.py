@@ -141,6 +141,10 @@ class Broker:
     def describe(self) -> str:
         return f"{self.source} broker at {masked(self.url)}"
 
+    def state(self) -> dict[str, str]:
+        """What another process needs to reach this broker (see AttachedBroker)."""
+        return {"source": self.source, "url": self.url, "management_url": self.management_url or ""}
+
     def __enter__(self) -> Broker:
         return self.start()
 
@@ -331,11 +335,10 @@ class ContainerBroker(Broker):
         return self.url
 
     def rabbitmqctl(self, *args: str) -> str:
-        code, output = self._container.get_wrapped_container().exec_run(["rabbitmqctl", *args])
-        text = output.decode(errors="replace")
-        if code != 0:
-            raise BrokerError(f"rabbitmqctl {' '.join(args)} failed ({code}): {text.strip()}")
-        return text
+        return _rabbitmqctl_in_container(self._container.get_wrapped_container(), args)
+
+    def state(self) -> dict[str, str]:
+        return {**super().state(), "container": self.name}
 
     def stop(self) -> None:
         container, self._container = self._container, None
@@ -463,19 +466,10 @@ class LocalBroker(Broker):
         return self.url
 
     def rabbitmqctl(self, *args: str) -> str:
-        result = subprocess.run(
-            [self.rabbitmqctl_path, "-n", self.node, *args],
-            capture_output=True,
-            text=True,
-            env=self._environment(),
-            timeout=60,
-        )
-        if result.returncode != 0:
-            raise BrokerError(
-                f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
-                f"{(result.stderr or result.stdout).strip()[:500]}"
-            )
-        return result.stdout
+        return _rabbitmqctl_local(self.rabbitmqctl_path, self.node, args)
+
+    def state(self) -> dict[str, str]:
+        return {**super().state(), "node": self.node, "rabbitmqctl": self.rabbitmqctl_path}
 
     def stop(self) -> None:
         try:
@@ -487,6 +481,25 @@ class LocalBroker(Broker):
 
     def describe(self) -> str:
         return f"local broker (node {self.node}) at {masked(self.url)}"
+
+
+def _rabbitmqctl_local(path: str, node: str, args: tuple[str, ...]) -> str:
+    # The CLI finds the node by name and authenticates with the Erlang cookie in $HOME.
+    result = subprocess.run([path, "-n", node, *args], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise BrokerError(
+            f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[:500]}"
+        )
+    return result.stdout
+
+
+def _rabbitmqctl_in_container(container, args: tuple[str, ...]) -> str:
+    code, output = container.exec_run(["rabbitmqctl", *args])
+    text = output.decode(errors="replace")
+    if code != 0:
+        raise BrokerError(f"rabbitmqctl {' '.join(args)} failed ({code}): {text.strip()[:500]}")
+    return text
 
 
 def _group_members(pgid: int, name: str) -> list[int]:
@@ -507,6 +520,65 @@ def _signal(pid: int, signum: int) -> None:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+# -- a broker another process started --------------------------------------------------
+
+STATE_FILE = Path(
+    os.environ.get("TUTORIAL_BROKER_STATE")
+    or Path(__file__).resolve().parent.parent / ".run" / "broker.json"
+)
+
+
+class AttachedBroker(Broker):
+    """The broker that `python -m tutorial_tools.broker` keeps running in another terminal.
+
+    Read from the state file that command writes, so that other commands (the inspector) can
+    run rabbitmqctl against it. Never stopped from here.
+    """
+
+    def __init__(self, state: dict[str, str]) -> None:
+        super().__init__()
+        self.source = state["source"]
+        self._state = state
+        self._url = state["url"]
+        self._management = state.get("management_url") or None
+
+    @classmethod
+    def from_state_file(cls, path: Path = STATE_FILE) -> AttachedBroker | None:
+        try:
+            return cls(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def management_url(self) -> str | None:
+        return self._management
+
+    def rabbitmqctl(self, *args: str) -> str:
+        if "node" in self._state:
+            return _rabbitmqctl_local(self._state["rabbitmqctl"], self._state["node"], args)
+        if "container" in self._state:
+            import docker
+
+            client = docker.from_env()
+            try:
+                return _rabbitmqctl_in_container(
+                    client.containers.get(self._state["container"]), args
+                )
+            finally:
+                client.close()
+        return super().rabbitmqctl(*args)
+
+    def start(self) -> AttachedBroker:
+        return self
+
+    def stop(self) -> None:
+        """Not ours to stop."""
 
 
 # -- choosing a source --------------------------------------------------------------------
@@ -623,6 +695,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Management UI: {broker.management_url} (guest / guest)", flush=True)
         print("Paste this into the terminals where you run the chapter scripts:\n", flush=True)
         print(f"    export RABBITMQ_URL={broker.url}\n", flush=True)
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        STATE_FILE.write_text(json.dumps(broker.state()))
         print("Press Ctrl+C to stop the broker and remove it.", flush=True)
         while True:
             time.sleep(3600)
@@ -635,6 +709,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker is not None:
             broker.stop()
+            if (
+                AttachedBroker.from_state_file()
+                and json.loads(STATE_FILE.read_text()) == broker.state()
+            ):
+                STATE_FILE.unlink()
 
 
 if __name__ == "__main__":

@@ -282,19 +282,36 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
         )
         return 1
 
+    # TUTORIAL_TMUX_SOCKET puts the session on a tmux server of its own (the tests use it).
+    socket_name = os.environ.get("TUTORIAL_TMUX_SOCKET")
+    base = ["tmux", "-L", socket_name] if socket_name else ["tmux"]
+
     def tmux(*args: str) -> str:
         return subprocess.run(
-            ["tmux", *args], check=True, capture_output=True, text=True
+            [*base, *args], check=True, capture_output=True, text=True
         ).stdout.strip()
 
     env = f"export RABBITMQ_URL={shlex.quote(url)}; cd {shlex.quote(str(ROOT))}; "
-    tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", "-n", chap.slug)
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-n",
+        chap.slug,
+        "bash",
+        "--norc",
+    )
     try:
         tmux("set-option", "-t", session, "remain-on-exit", "on")
         tmux("set-option", "-t", session, "pane-border-status", "top")
         first = f"{session}:{chap.slug}.0"
         tmux("select-pane", "-t", first, "-T", SENDER)
-        tmux("send-keys", "-t", first, env + "clear", "Enter")
+        tmux("send-keys", "-t", first, env.rstrip("; "), "Enter")
         for term in chap.terminals:
             command = shlex.join([sys.executable, term.script, *term.args])
             pane = tmux("split-window", "-t", session, "-P", "-F", "#{pane_id}", "bash", "--norc")
@@ -307,25 +324,20 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
             tmux("send-keys", "-t", first, typed)  # typed, not run: the learner presses Enter
         tmux("select-pane", "-t", first)
     except subprocess.CalledProcessError as exc:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*base, "kill-session", "-t", session], capture_output=True)
         print(f"tour: tmux failed: {exc.stderr.strip()}", file=sys.stderr)
         return 1
     print(f"tmux session {session!r} is ready: one pane per terminal of {chap.slug}.", flush=True)
     if attach and sys.stdin.isatty():
-        subprocess.run(["tmux", "attach-session", "-t", session])
+        subprocess.run([*base, "attach-session", "-t", session])
     else:
-        print(
-            f"Attach with: tmux attach -t {session}   (the broker stays up until it ends)",
-            flush=True,
-        )
-    # The broker lives as long as the session does.
+        print(f"Attach with: {shlex.join([*base, 'attach', '-t', session])}", flush=True)
+        print("The broker stays up until the session ends.", flush=True)
+    # The broker lives as long as the session does: poll the session's state.
     while (
-        subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
+        subprocess.run([*base, "has-session", "-t", session], capture_output=True).returncode == 0
     ):
-        try:
-            subprocess.run(["tmux", "wait-for", f"{session}-never"], timeout=1, capture_output=True)
-        except subprocess.TimeoutExpired:
-            pass
+        time.sleep(1)
     return 0
 
 
@@ -349,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         "--tmux", action="store_true", help="open the chapter in tmux, one pane per terminal"
     )
     parser.add_argument("--no-attach", action="store_true", help="with --tmux: do not attach")
+    parser.add_argument(
+        "--session", help="with --tmux: the session's name (default rabbitmq-CHAPTER)"
+    )
     parser.add_argument("--plain", action="store_true", help="prefixed lines instead of columns")
     parser.add_argument("--source", choices=("url", "container", "local"), help="broker source")
     args = parser.parse_args(argv)
@@ -377,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         display.say(f"Using the {broker.describe()}")
         if args.tmux:
-            session = f"rabbitmq-{chapters[0].slug}"
+            session = args.session or f"rabbitmq-{chapters[0].slug}"
             return open_in_tmux(chapters[0], broker.url, session, attach=not args.no_attach)
         return 0 if tour(chapters, broker.url, display, args.step) else 1
     except KeyboardInterrupt:

@@ -1,0 +1,170 @@
+"""The guided tour: runs the chapters as described, fails on a mismatch, leaves nothing behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tutorial_tools import tour
+from tutorial_tools.chapters import CHAPTERS, ROUTING, SENDER, Expect, chapter
+from tutorial_tools.processes import ScriptProcess
+
+
+@pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
+def test_every_message_arrives_where_the_chapter_says(sandbox, chap):
+    outcome = tour.run_chapter(chap, sandbox.url)
+    assert outcome.problems == []
+
+
+def test_the_last_step_of_every_chapter_reaches_every_terminal():
+    # What makes the "nothing else arrived" check sound: see chapters.py's docstring.
+    for chap in CHAPTERS:
+        reached = {name for expect in chap.steps[-1].expect for name in expect.where}
+        assert {t.name for t in chap.terminals} <= reached, chap.slug
+
+
+def broken_routing():
+    """Routing, with the notes wrongly promising that 'debug' reaches the error queue."""
+    debug = ROUTING.steps[2]
+    wrong = dataclasses.replace(
+        debug,
+        expect=(Expect(" [x] debug:Nobody is bound to debug", ("errors only",)), *debug.expect[1:]),
+    )
+    return dataclasses.replace(ROUTING, steps=(*ROUTING.steps[:2], wrong, *ROUTING.steps[3:]))
+
+
+def test_a_mismatch_is_shown_plainly_and_makes_the_tour_exit_non_zero(sandbox, monkeypatch, capsys):
+    monkeypatch.setattr(tour, "chapter", lambda slug: broken_routing())
+    monkeypatch.setenv("RABBITMQ_URL", sandbox.url)
+    code = tour.main(["routing", "--source", "url", "--plain"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL routing" in out
+    assert "' [x] debug:Nobody is bound to debug' did not reach errors only" in out
+
+
+def test_an_unexpected_arrival_is_a_mismatch_too(sandbox):
+    # The notes say 'info' reaches only "all severities"; pretend they forgot that terminal.
+    info = ROUTING.steps[0]
+    forgetful = dataclasses.replace(info, expect=(Expect(info.expect[1].line, (SENDER,)),))
+    chap = dataclasses.replace(ROUTING, steps=(forgetful, *ROUTING.steps[1:]))
+    outcome = tour.run_chapter(chap, sandbox.url)
+    assert outcome.problems == ["all severities printed unexpected ' [x] info:Starting up'"]
+
+
+def test_plain_output_when_not_a_terminal_labels_every_line_and_has_no_colour(sandbox):
+    proc = ScriptProcess(
+        "tutorial_tools/tour.py", ["hello_world", "--source", "url"], url=sandbox.url
+    )
+    assert proc.wait(timeout=60) == 0
+    assert "[receive]  [x] Received Hello World!" in proc.stdout
+    assert "[sender]  [x] Sent 'Hello World!'" in proc.stdout
+    assert any(line.startswith("== Chapter 1 of 1: Hello World") for line in proc.stdout)
+    assert "\033[" not in proc.output
+
+
+def test_columns_on_a_terminal_respect_no_color(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = io.StringIO()
+    display = tour.Display(stream=out, columns=True)
+    display.width = 30
+    display.names = ["sender", "receive"]
+    display.line("receive", " [x] Received Hello World!")
+    display.say("OK", "1;32")
+    assert out.getvalue() == " " * 30 + " [x] Received Hello World!\nOK\n"
+
+
+def test_list_names_every_chapter_in_order(capsys):
+    assert tour.main(["--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == [c.slug for c in CHAPTERS]
+
+
+def test_an_unknown_chapter_is_a_usage_error(capsys):
+    assert tour.main(["rabbits"]) == 2
+    assert "no chapter 'rabbits'" in capsys.readouterr().err
+
+
+def processes_using(url: str) -> list[int]:
+    """Processes whose environment points at this test's virtual host."""
+    found = []
+    needle = f"RABBITMQ_URL={url}".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_ctrl_c_in_the_middle_leaves_nothing_running(sandbox):
+    proc = ScriptProcess(
+        "tutorial_tools/tour.py",
+        ["work_queues", "--source", "url"],
+        url=sandbox.url,
+    )
+    proc.wait_for(r"Received Second task", timeout=60)  # both workers are busy now
+    assert proc.interrupt(timeout=30) == 130
+    assert "Traceback" not in proc.output
+    assert [pid for pid in processes_using(sandbox.url) if pid != proc.process.pid] == []
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_tmux_mode_opens_one_running_pane_per_terminal(sandbox):
+    session = f"test-{os.getpid()}-topics"
+    tmux = ["tmux", "-L", session]  # a server of its own: never touches the user's sessions
+    proc = ScriptProcess(
+        "tutorial_tools/tour.py",
+        ["topics", "--tmux", "--no-attach", "--session", session, "--source", "url"],
+        url=sandbox.url,
+        env={"TUTORIAL_TMUX_SOCKET": session},
+    )
+    try:
+        proc.wait_for(rf"tmux session '{session}' is ready", timeout=60)
+
+        def pane(title: str) -> str:
+            panes = subprocess.run(
+                [*tmux, "list-panes", "-t", session, "-F", "#{pane_id} #{pane_title}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.splitlines()
+            pane_id = next(p.split()[0] for p in panes if p.split(" ", 1)[1] == title)
+            return subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", pane_id],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        for term in chapter("topics").terminals:
+            wait_for_pane(lambda t=term.name: pane(t), "Waiting for logs")
+        # The first step is typed in the sender pane: the learner presses Enter.
+        wait_for_pane(lambda: pane(SENDER), "emit_log_topic.py quick.orange.fox")
+        subprocess.run([*tmux, "send-keys", "-t", f"{session}:topics.0", "Enter"], check=True)
+        wait_for_pane(lambda: pane("Q1 *.orange.*"), "[x] quick.orange.fox:matches Q1 only")
+        wait_for_pane(lambda: pane("Q3 #"), "[x] quick.orange.fox:matches Q1 only")
+        assert "quick.orange.fox" not in pane("Q2 *.*.rabbit lazy.#")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    assert proc.wait(timeout=30) == 0
+    assert [pid for pid in processes_using(sandbox.url) if pid != proc.process.pid] == []
+
+
+def wait_for_pane(capture, text: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while text not in (screen := capture()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not on the pane after {timeout} s:\n{screen}")
+        time.sleep(0.2)
