@@ -238,11 +238,12 @@ def _press_ctrl_c(term: Terminal, proc: ScriptProcess, display: Display, outcome
 def tour(chapters: list[Chapter], url: str, display: Display, step_by_step: bool = False) -> bool:
     all_ok = True
     started = time.monotonic()
-    for index, chap in enumerate(chapters, 1):
+    course = list(CHAPTERS) if all(c in CHAPTERS for c in chapters) else chapters
+    for chap in chapters:
+        # Numbered as in the course, also when only one chapter runs.
+        index, total = course.index(chap) + 1, len(course)
         display.say()
-        display.say(
-            f"== Chapter {index} of {len(chapters)}: {chap.title} ({chap.slug}/README.md) ==", "1"
-        )
+        display.say(f"== Chapter {index} of {total}: {chap.title} ({chap.slug}/README.md) ==", "1")
 
         def before_step(number: int, step: Step, chap: Chapter = chap) -> None:
             display.say(f"-- step {number} of {len(chap.steps)}: {step.says}", "2")
