@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pika
 import pytest
 
-from tutorial_tools.broker import Broker, ContainerBroker, LocalBroker, UrlBroker, make_broker
+from tutorial_tools.broker import Broker, UrlBroker
 from tutorial_tools.processes import ScriptProcess
-
-SOURCE = os.environ.get("TUTORIAL_BROKER_SOURCE")
 
 
 def publish_kept_message(url: str) -> None:
@@ -33,79 +32,66 @@ def take_message(url: str) -> bytes | None:
         return body
 
 
-def leftovers(broker: Broker) -> list[str]:
-    """What of this broker still exists on the machine after its stop."""
-    found = []
-    if isinstance(broker, LocalBroker):
-        if subprocess.run(["pgrep", "-f", broker.node], capture_output=True).returncode == 0:
-            found.append(f"a process of node {broker.node}")
-        if broker.workdir is not None:
-            found.append(f"directory {broker.workdir}")
-    if isinstance(broker, ContainerBroker):
-        import docker
+def still_running(described: str) -> list[str]:
+    """What of a broker described as `describe()` does still exists on this machine."""
+    node = re.search(r"\(node (\S+)\)", described)
+    if node:
+        found = subprocess.run(["pgrep", "-f", node[1]], capture_output=True, text=True)
+        return [f"process {pid} of node {node[1]}" for pid in found.stdout.split()]
+    container = re.search(r"\((tutorial-rabbitmq-\S+), image", described)
+    assert container, f"cannot tell which broker this is: {described}"
+    import docker
 
-        client = docker.from_env()
-        found += [c.name for c in client.containers.list(all=True, filters={"name": broker.name})]
-        client.close()
-    return found
-
-
-@pytest.fixture
-def fresh_broker(broker: Broker):
-    """A second broker from the session's own source, for tests that stop it."""
-    if broker.source == "url":
-        pytest.skip("the url source starts nothing of its own")
-    fresh = make_broker(broker.source)
+    client = docker.from_env()
     try:
-        yield fresh
+        return [c.name for c in client.containers.list(all=True, filters={"name": container[1]})]
     finally:
-        fresh.stop()
+        client.close()
 
 
-def test_broker_starts_restarts_keeping_durable_state_and_stops_clean(fresh_broker: Broker):
-    fresh_broker.start()
-    publish_kept_message(fresh_broker.url)
-
-    fresh_broker.restart()
-
-    assert take_message(fresh_broker.url) == b"still here"
-    assert "kept" in fresh_broker.rabbitmqctl("list_queues", "name")
-    fresh_broker.stop()
-    assert leftovers(fresh_broker) == []
+def test_restart_keeps_a_durable_quorum_queue_and_its_persistent_message(restartable, sandbox):
+    publish_kept_message(sandbox.url)
+    restartable.restart()
+    assert take_message(sandbox.url) == b"still here"
+    assert "kept" in restartable.rabbitmqctl("list_queues", "-p", sandbox.vhost, "name")
 
 
-def test_url_source_uses_the_broker_it_is_given_and_never_stops_it(broker: Broker):
-    given = UrlBroker(broker.url, management_url=broker.management_url).start()
+def test_url_source_uses_the_broker_it_is_given_and_never_stops_it(broker: Broker, sandbox):
+    given = UrlBroker(sandbox.url, management_url=broker.management_url).start()
     publish_kept_message(given.url)
     given.stop()
-    assert take_message(broker.url) == b"still here"
+    assert take_message(sandbox.url) == b"still here"
     with pytest.raises(Exception, match="cannot be restarted"):
         given.restart()
 
 
-def test_command_line_prints_the_export_line_and_stops_on_ctrl_c(broker: Broker):
+def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: Broker, tmp_path):
     if broker.source == "url":
         pytest.skip("the url source starts nothing of its own")
     cli = ScriptProcess(
-        "tutorial_tools/broker.py", ["--source", broker.source], env={"RABBITMQ_URL": ""}
+        "tutorial_tools/broker.py",
+        ["--source", broker.source],
+        env={"RABBITMQ_URL": "", "TUTORIAL_BROKER_STATE": str(tmp_path / "broker.json")},
     )
     try:
         export = cli.wait_for(r"^\s+export RABBITMQ_URL=amqp://", timeout=120)[0]
+        described = cli.matching(r"^RabbitMQ is up: ")[0]
         url = export.split("=", 1)[1]
         publish_kept_message(url)
+        assert (tmp_path / "broker.json").exists()
         assert cli.interrupt(timeout=60) == 0
     finally:
         cli.stop()
     assert "Traceback" not in cli.output
+    assert still_running(described) == []
+    assert not (tmp_path / "broker.json").exists()
     with pytest.raises(pika.exceptions.AMQPConnectionError):
         pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1&socket_timeout=2"))
 
 
 def test_no_source_at_all_names_the_three_ways_to_get_a_broker(tmp_path):
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("RABBITMQ_URL", "DOCKER_HOST", "TUTORIAL_BROKER_SOURCE")
+        k: v for k, v in os.environ.items() if k not in ("RABBITMQ_URL", "TUTORIAL_BROKER_SOURCE")
     }
     env["PATH"] = os.path.dirname(sys.executable)
     env["DOCKER_HOST"] = f"unix://{tmp_path}/no-engine.sock"

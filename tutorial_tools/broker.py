@@ -351,7 +351,7 @@ class ContainerBroker(Broker):
                 raise
 
     def describe(self) -> str:
-        return f"container broker ({self.image}) at {masked(self.url)}"
+        return f"container broker ({self.name}, image {self.image}) at {masked(self.url)}"
 
 
 def _reload_running(wrapped) -> bool:
