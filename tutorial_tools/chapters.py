@@ -179,7 +179,7 @@ TOPICS = Chapter(
     steps=(
         _route("quick.orange.fox", "matches Q1 only", "Q1 *.orange.*", "Q3 #"),
         _route("lazy.brown.fox", "matches Q2 only", "Q2 *.*.rabbit lazy.#", "Q3 #"),
-        _route("lazy.pink.rabbit", "matches two of Q2's keys", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        _route("lazy.pink.rabbit", "matches both keys of Q2", "Q2 *.*.rabbit lazy.#", "Q3 #"),
         _route("quick.brown.fox", "matches no key", "Q3 #"),
         _route("orange", "too few words", "Q3 #"),
         _route("quick.orange.new.rabbit", "too many words", "Q3 #"),
@@ -217,7 +217,71 @@ RPC = Chapter(
     showed="each request on 'rpc_queue' got its own answer back through reply_to",
 )
 
-CHAPTERS: tuple[Chapter, ...] = (HELLO_WORLD, WORK_QUEUES, PUBLISH_SUBSCRIBE, ROUTING, TOPICS, RPC)
+PUBLISHER_CONFIRMS = Chapter(
+    "publisher_confirms",
+    "Publisher confirms",
+    terminals=(),  # what is checked is what the publishers print: the broker's confirms
+    steps=(
+        *(
+            Step(
+                f"publisher_confirms/{script}",
+                ("1000",),
+                (
+                    Expect(
+                        f" [*] Publishing 1,000 messages to 'confirms_{queue}', {how}", (SENDER,)
+                    ),
+                    Expect(" [x] 1,000 of 1,000 messages confirmed", (SENDER,)),
+                ),
+                says=f"1,000 persistent messages to quorum queue 'confirms_{queue}': {says}",
+            )
+            for script, queue, how, says in (
+                (
+                    "publish_individually.py",
+                    "individually",
+                    "each waiting for its confirm",
+                    "one confirm at a time",
+                ),
+                (
+                    "publish_in_batches.py",
+                    "batches",
+                    "waiting for confirms every 100",
+                    "a batch of 100, its confirms, the next batch",
+                ),
+                (
+                    "publish_async.py",
+                    "async",
+                    "confirms handled as they arrive",
+                    "publishing on while a callback takes the confirms",
+                ),
+            )
+        ),
+        Step(
+            "publisher_confirms/returns_and_nacks.py",
+            expect=tuple(
+                Expect(line, (SENDER,))
+                for line in (
+                    " [x] 'Anyone?' was confirmed and dropped: no queue took it",
+                    " [!] 'Hello?' (mandatory) was returned: 312 NO_ROUTE",
+                    " [x] 'first' was confirmed: queue 'confirms_full' has it",
+                    " [!] 'second' was nacked: queue 'confirms_full' is full (max length 1)",
+                )
+            ),
+            says="no queue: confirmed and dropped, or returned if mandatory; a full queue nacks",
+        ),
+    ),
+    showed="every message was confirmed; mandatory brought the unroutable one back; a full "
+    "queue nacked",
+)
+
+CHAPTERS: tuple[Chapter, ...] = (
+    HELLO_WORLD,
+    WORK_QUEUES,
+    PUBLISH_SUBSCRIBE,
+    ROUTING,
+    TOPICS,
+    RPC,
+    PUBLISHER_CONFIRMS,
+)
 
 
 def chapter(slug: str) -> Chapter:

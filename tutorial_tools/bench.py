@@ -1,0 +1,450 @@
+"""Benchmarks: what publisher confirms cost, how fast RPC is, and what waiting costs in CPU.
+
+    python -m tutorial_tools.bench                        medians of 5 runs, 10,000 messages
+    python -m tutorial_tools.bench --runs 3 --messages 2000
+    python -m tutorial_tools.bench --write                also put the table in the READMEs
+
+It uses the broker at RABBITMQ_URL if set, else starts a throwaway one (see broker.py), in a
+virtual host of its own when it can make one, and removes what it started at the end.
+
+Every figure is the median of ``--runs`` runs of the project's own scripts:
+
+- publishing: publisher_confirms/publish_individually.py, publish_in_batches.py and
+  publish_async.py, run as processes with N messages (each times its own publishing), against
+  N persistent messages published on pika's asynchronous API without confirms, in the same
+  loop as publish_async.py (timed until a round trip shows the broker has read them all);
+- RPC: sequential fib(1) round trips of rpc/rpc_client.py's FibonacciRpcClient with
+  rpc/rpc_server.py running, and the client's CPU time while it waits for fib(35);
+- hello_world/receive.py: its CPU time while idle, and the time from starting send.py to the
+  receiver printing the message (this includes send.py's Python start-up).
+
+The default of 10,000 messages (not the chapter's 50,000) keeps a full run to one or two minutes
+on a 2-core machine: one confirm at a time is what takes long. Exit status 0 once measured,
+whether or not each goal holds (the table says); 1 when something could not be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import os
+import platform
+import re
+import secrets
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pika
+
+from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
+from tutorial_tools.chapters import AWAITING_RPC, WAITING_MESSAGES
+from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
+
+START = "<!-- bench:start -->"
+END = "<!-- bench:end -->"
+READMES = (ROOT / "publisher_confirms" / "README.md", ROOT / "README.md")
+QUORUM = {"x-queue-type": "quorum"}
+STRATEGIES = (  # script, what its row says
+    ("publisher_confirms/publish_individually.py", "confirm each message, one at a time"),
+    ("publisher_confirms/publish_in_batches.py", "confirm in batches of 100"),
+    ("publisher_confirms/publish_async.py", "confirm asynchronously"),
+)
+PUBLISHED = re.compile(r"^Published ([\d,]+) messages .* in ([\d,]+) ms$")
+SLOW_N = 35  # the largest n rpc_server.py computes; the naive fib(35) takes about a second
+IDLE_SECONDS = 3.0  # one idle window of receive.py (a fixed window: a measurement, not a test)
+RPC_CALLS = 200  # fib(1) round trips per run
+
+
+class BenchError(RuntimeError):
+    """A figure could not be measured."""
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+
+def run_publisher(script: str, url: str, messages: int) -> float:
+    """Run a publisher_confirms script with N messages; its messages per second."""
+    proc = run_script(script, [str(messages)], url=url, timeout=600)
+    confirmed = f" [x] {messages:,} of {messages:,} messages confirmed"
+    found = [m for m in map(PUBLISHED.match, proc.stdout) if m]
+    if proc.process.returncode != 0 or confirmed not in proc.stdout or not found:
+        raise BenchError(f"{script} {messages} did not confirm every message:\n{proc.output}")
+    count, ms = (int(group.replace(",", "")) for group in found[-1].groups())
+    return count / (max(ms, 1) / 1000)
+
+
+class UnconfirmedPublisher:
+    """N persistent messages on pika's asynchronous API, without confirms: the baseline.
+
+    The same loop as publish_async.py (up to 1000 messages per turn of the I/O loop), minus
+    confirm mode. The clock stops when a queue.declare round trip comes back: the broker has
+    then read every message, though none is known to be safe.
+    """
+
+    QUEUE = "bench_unconfirmed"
+    CHUNK = 1000
+
+    def __init__(self, url: str, messages: int) -> None:
+        with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+            channel = connection.channel()
+            channel.queue_declare(self.QUEUE, durable=True, arguments=QUORUM)
+            channel.queue_purge(self.QUEUE)
+        self.messages = messages
+        self.started = self.elapsed = 0.0
+        self.error: BaseException | None = None
+        self.properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+        self.connection = pika.SelectConnection(
+            pika.URLParameters(url),
+            on_open_callback=lambda c: c.channel(on_open_callback=self._on_channel_open),
+            on_open_error_callback=self._on_error,
+            on_close_callback=self._on_closed,
+        )
+
+    def run(self) -> float:
+        """Messages per second."""
+        self.connection.ioloop.start()
+        if self.error is not None:
+            raise BenchError(f"publishing without confirms failed: {self.error!r}")
+        return self.messages / self.elapsed
+
+    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
+        self.started = time.perf_counter()
+        self._publish(channel, 0)
+
+    def _publish(self, channel: pika.channel.Channel, first: int) -> None:
+        last = min(first + self.CHUNK, self.messages)
+        for i in range(first, last):
+            channel.basic_publish("", self.QUEUE, f"unconfirmed-{i}", self.properties)
+        if last < self.messages:
+            self.connection.ioloop.call_later(0, functools.partial(self._publish, channel, last))
+        else:
+            channel.queue_declare(self.QUEUE, passive=True, callback=self._on_all_read)
+
+    def _on_all_read(self, frame: pika.frame.Method) -> None:
+        self.elapsed = time.perf_counter() - self.started
+        self.connection.close()
+
+    def _on_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
+        self.error = error
+        connection.ioloop.stop()
+
+    def _on_closed(self, connection: pika.SelectConnection, error: BaseException) -> None:
+        if not isinstance(error, pika.exceptions.ConnectionClosedByClient):
+            self.error = error
+        connection.ioloop.stop()
+
+
+def measure_publishing(url: str, runs: int, messages: int, say: Callable[[str], None]) -> dict:
+    rates: dict[str, list[float]] = {"none": [], **{script: [] for script, _ in STRATEGIES}}
+    for run in range(1, runs + 1):
+        say(f"  publishing, run {run} of {runs}: {messages:,} messages each way")
+        # Interleaved, so that a slower minute on a shared machine hits every strategy alike.
+        rates["none"].append(UnconfirmedPublisher(url, messages).run())
+        for script, _ in STRATEGIES:
+            rates[script].append(run_publisher(script, url, messages))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+# -- RPC ----------------------------------------------------------------------------------
+
+
+def load_rpc_client() -> type:
+    """rpc/rpc_client.py's FibonacciRpcClient, imported from its file as a learner's script."""
+    spec = importlib.util.spec_from_file_location("rpc_client", ROOT / "rpc" / "rpc_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FibonacciRpcClient
+
+
+def ask(client, n: int) -> bytes:
+    reply = client.call(n, timeout=60)
+    if reply is None:
+        raise BenchError(f"rpc_server.py did not answer fib({n}) within 60 s")
+    return reply[1]
+
+
+def measure_rpc(url: str, runs: int, say: Callable[[str], None]) -> dict:
+    """Round trips per second, and the client's CPU share while it waits for a slow answer."""
+    server = ScriptProcess("rpc/rpc_server.py", url=url, label="rpc_server")
+    try:
+        server.wait_for(AWAITING_RPC)
+        with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+            client = load_rpc_client()(connection)
+            ask(client, 1)  # a warm-up call, not counted
+            round_trips, cpu_shares, waits, slow_calls = [], [], [], []
+            for run in range(1, runs + 1):
+                say(f"  RPC, run {run} of {runs}: {RPC_CALLS} x fib(1), then fib({SLOW_N})")
+                started = time.perf_counter()
+                for _ in range(RPC_CALLS):
+                    if ask(client, 1) != b"1":
+                        raise BenchError("rpc_server.py answered fib(1) with something else")
+                round_trips.append(RPC_CALLS / (time.perf_counter() - started))
+                # CPU time of this thread only, while call() waits in process_data_events for
+                # the slow answer; asked again until at least a second has been spent waiting.
+                cpu, wall = time.thread_time(), time.perf_counter()
+                calls = 0
+                while time.perf_counter() - wall < 1.0:
+                    ask(client, SLOW_N)
+                    calls += 1
+                wall = time.perf_counter() - wall
+                cpu_shares.append((time.thread_time() - cpu) / wall)
+                waits.append(wall)
+                slow_calls.append(calls)
+    finally:
+        server.stop()
+    return {
+        "round_trips": statistics.median(round_trips),
+        "cpu_waiting": statistics.median(cpu_shares),
+        "waited": statistics.median(waits),
+        "slow_calls": statistics.median_low(slow_calls),
+    }
+
+
+# -- an idle receiver, and the time to a printed message ----------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat (Linux)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_receiver(url: str, runs: int, say: Callable[[str], None]) -> dict:
+    arrivals: list[float] = []  # when receive.py printed each message
+
+    def on_line(proc: ScriptProcess, line: str) -> None:
+        if "Received Hello World!" in line:
+            arrivals.append(time.perf_counter())
+
+    receiver = ScriptProcess("hello_world/receive.py", url=url, label="receive", on_line=on_line)
+    try:
+        receiver.wait_for(WAITING_MESSAGES)
+        idle_shares, latencies = [], []
+        can_read_cpu = Path(f"/proc/{receiver.process.pid}/stat").exists()
+        for run in range(1, runs + 1):
+            if can_read_cpu:
+                say(f"  receive.py, run {run} of {runs}: {IDLE_SECONDS:g} s idle, then send.py")
+                before = cpu_seconds(receiver.process.pid)
+                time.sleep(IDLE_SECONDS)  # the measurement window itself, not a synchronisation
+                idle_shares.append((cpu_seconds(receiver.process.pid) - before) / IDLE_SECONDS)
+            else:
+                say(f"  receive.py, run {run} of {runs}: send.py (no /proc: no CPU figure)")
+            started = time.perf_counter()
+            sender = run_script("hello_world/send.py", url=url)
+            if sender.process.returncode != 0:
+                raise BenchError(f"hello_world/send.py failed:\n{sender.output}")
+            receiver.wait_for("Received Hello World!", count=run)
+            latencies.append(arrivals[run - 1] - started)
+    finally:
+        receiver.stop()
+    return {
+        "idle_cpu": statistics.median(idle_shares) if idle_shares else None,
+        "latency": statistics.median(latencies),
+    }
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+@dataclass
+class Goal:
+    text: str
+    holds: bool
+    figure: str
+
+
+def rabbitmq_version(broker: Broker, url: str) -> str:
+    try:
+        return str(broker.management_api("GET", "/api/overview")["rabbitmq_version"])
+    except (BrokerError, KeyError, TypeError):
+        with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+            # pika keeps the broker's connection.start properties on the underlying connection.
+            version = connection._impl.server_properties.get("version", b"?")
+            return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def table(results: dict, runs: int, messages: int, about: str) -> str:
+    pub = results["publishing"]
+    none = pub["none"]
+    one, batches, asynchronous = (pub[script] for script, _ in STRATEGIES)
+    rpc, recv = results["rpc"], results["receiver"]
+    goals = [
+        Goal("batches >= 10x one at a time", batches >= 10 * one, f"{batches / one:.1f}x"),
+        Goal(
+            "async within 2x of no confirms",
+            asynchronous * 2 >= none,
+            f"{asynchronous / none:.2f}x the rate without confirms",
+        ),
+        Goal(
+            "RPC client CPU while waiting < 5% of wall time",
+            rpc["cpu_waiting"] < 0.05,
+            f"{rpc['cpu_waiting']:.2%}",
+        ),
+    ]
+    if recv["idle_cpu"] is not None:
+        goals.append(
+            Goal("idle receiver < 1% CPU", recv["idle_cpu"] < 0.01, f"{recv['idle_cpu']:.2%}")
+        )
+
+    def mark(goal: Goal) -> str:
+        return f"{goal.text}: {'holds' if goal.holds else 'DOES NOT HOLD'} ({goal.figure})"
+
+    rows = [
+        ("Publish, no confirms (baseline)", f"{none:,.0f} msg/s", "1.00x"),
+        *(
+            (
+                f"Publish, {what} (`{Path(script).name}`)",
+                f"{pub[script]:,.0f} msg/s",
+                f"{pub[script] / none:.2f}x",
+            )
+            for script, what in STRATEGIES
+        ),
+        ("RPC round trips, fib(1) one after another", f"{rpc['round_trips']:,.0f} /s", ""),
+        (
+            f"RPC client CPU while waiting {rpc['waited']:.1f} s for "
+            f"{rpc['slow_calls']} x fib({SLOW_N})",
+            f"{rpc['cpu_waiting']:.2%} of wall time",
+            "",
+        ),
+        (
+            f"`receive.py` CPU while idle ({IDLE_SECONDS:g} s windows)",
+            "n/a (no /proc)" if recv["idle_cpu"] is None else f"{recv['idle_cpu']:.2%}",
+            "",
+        ),
+        (
+            "Start `send.py` to `receive.py` printing (includes Python start-up)",
+            f"{recv['latency'] * 1000:,.0f} ms",
+            "",
+        ),
+    ]
+    lines = [
+        f"{about}; median of {runs} runs, {messages:,} persistent messages to a quorum queue per "
+        "publishing run.",
+        "",
+        "| Measurement | Median | vs. no confirms |",
+        "|---|--:|--:|",
+        *(f"| {what} | {value} | {ratio} |" for what, value, ratio in rows),
+        "",
+        *(f"- {mark(goal)}" for goal in goals),
+    ]
+    return "\n".join(lines)
+
+
+def write_between_markers(path: Path, text: str) -> bool:
+    """Replace what is between the bench markers in ``path``; False if it has none."""
+    if not path.exists():
+        return False
+    content = path.read_text()
+    start, end = content.find(START), content.find(END)
+    if start < 0 or end < start:
+        return False
+    path.write_text(content[: start + len(START)] + "\n" + text + "\n" + content[end:])
+    return True
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def positive_int(text: str) -> int:
+    if not text.isdecimal() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_tools.bench",
+        description="Measure publisher confirms, RPC round trips and idle CPU; print the table.",
+    )
+    parser.add_argument("--runs", type=positive_int, default=5, help="runs per figure (5)")
+    parser.add_argument(
+        "--messages", type=positive_int, default=10_000, help="messages per publishing run"
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="put the table between the bench markers of the READMEs",
+    )
+    parser.add_argument("--source", choices=("url", "container", "local"), help="broker source")
+    args = parser.parse_args(argv)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    broker: Broker | None = None
+    vhost: str | None = None
+    started = time.monotonic()
+    try:
+        broker = make_broker(args.source)
+        if broker.source != "url":
+            say(f"Starting a throwaway {broker.source} broker ...")
+        broker.start()
+        say(f"Using the {broker.describe()}")
+        url = broker.url
+        try:
+            vhost = f"bench-{secrets.token_hex(3)}"
+            broker.add_vhost(vhost)
+            url = broker.url_for(vhost)
+        except BrokerError as exc:
+            vhost = None
+            say(f"(no virtual host of its own: {exc}; using the URL's)")
+        load = (
+            f", load average {os.getloadavg()[0]:.1f} at the start"
+            if hasattr(os, "getloadavg")
+            else ""
+        )
+        about = (
+            f"{os.cpu_count()} cores{load}, RabbitMQ {rabbitmq_version(broker, url)} "
+            f"({broker.source} broker), pika {pika.__version__}, "
+            f"Python {platform.python_version()}"
+        )
+        say(f"Measuring on {about}:")
+        results = {
+            "publishing": measure_publishing(url, args.runs, args.messages, say),
+            "rpc": measure_rpc(url, args.runs, say),
+            "receiver": measure_receiver(url, args.runs, say),
+        }
+        text = table(results, args.runs, args.messages, about)
+        say("")
+        say(text)
+        say(f"\n(measured in {time.monotonic() - started:.0f} s)")
+        if args.write:
+            for path in READMES:
+                if write_between_markers(path, text):
+                    say(f"Wrote the table into {path.relative_to(ROOT)}")
+                else:
+                    say(
+                        f"Note: {path.relative_to(ROOT)} does not exist or has no "
+                        f"{START} ... {END} markers: not written"
+                    )
+        return 0
+    except KeyboardInterrupt:
+        say("\nInterrupted: stopping the scripts and the broker.")
+        return 130
+    except (BrokerUnavailable, BrokerError, BenchError, ScriptError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if broker is not None:
+            if vhost is not None:
+                try:
+                    broker.delete_vhost(vhost)
+                except BrokerError:
+                    pass  # the broker is going away anyway, or was never ours
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
