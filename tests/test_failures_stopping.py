@@ -1,0 +1,165 @@
+"""Every script fails well (issue 4), part 2: stopping receivers, killing workers, losing RabbitMQ.
+
+Ctrl+C and SIGTERM end a waiting script quietly; a worker stopped or killed mid-task leaves
+the task to another worker; a receiver whose broker goes away says so in one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import re
+import signal
+import time
+from collections.abc import Callable
+
+import pika
+import pytest
+
+from tutorial_tools.processes import ScriptProcess
+
+QUORUM = {"x-queue-type": "quorum"}
+
+# Every script that waits for messages, with the arguments it needs and the line it prints
+# once it waits.
+RECEIVERS = {
+    "hello_world/receive.py": ((), "Waiting for messages"),
+    "work_queues/worker.py": ((), "Waiting for messages"),
+    "publish_subscribe/receive_logs.py": ((), "Waiting for logs"),
+    "routing/receive_logs_direct.py": (("info", "error"), "Waiting for logs"),
+    "topics/receive_logs_topic.py": (("kern.*",), "Waiting for logs"),
+    "rpc/rpc_server.py": ((), "Awaiting RPC requests"),
+}
+
+
+def eventually(read: Callable[[], object], expected: object, timeout: float, what: str) -> None:
+    """Wait until ``read()`` gives ``expected`` (the broker's state catches up), with a deadline."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != expected:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: {value!r} after {timeout:g} s, expected {expected!r}")
+        time.sleep(0.05)  # the pace of polling, not a guess at how long things take
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "SIGTERM"])
+@pytest.mark.parametrize("script", RECEIVERS)
+def test_a_waiting_receiver_stops_with_one_line_and_exit_0(sandbox, script, signum):
+    args, ready = RECEIVERS[script]
+    proc = sandbox.start(script, *args, ready=ready)
+    assert proc.send(signum) == 0
+    assert proc.stdout[1:] == [" [*] Interrupted"]
+    assert proc.stderr == []
+
+
+def declare_task_queue(sandbox) -> None:
+    with sandbox.connection() as connection:
+        connection.channel().queue_declare("task_queue", durable=True, arguments=QUORUM)
+
+
+def test_a_worker_stopped_mid_task_leaves_the_task_to_the_next_worker(sandbox):
+    first = sandbox.start("work_queues/worker.py", ready="Waiting for messages")
+    sandbox.run("work_queues/new_task.py", "Slow", "task...")
+    first.wait_for(r"Received Slow task\.\.\.$")
+    assert first.interrupt() == 0
+    assert first.stdout[-1] == " [*] Interrupted"
+    assert " [x] Done" not in first.stdout
+    assert first.stderr == []
+    # Never acknowledged, so the broker put the task back in the queue...
+    eventually(lambda: sandbox.message_count("task_queue"), 1, 10, "tasks in task_queue")
+    # ...and the next worker gets it, marked as delivered once before.
+    second = sandbox.start("work_queues/worker.py")
+    second.wait_for(r"^ \[x\] Received Slow task\.\.\. \(redelivered\)$")
+
+
+TASKS = [f"Task {i:02}." for i in range(1, 13)]  # one second of work each
+KILLS = 3
+
+
+def task_in(line: str) -> str | None:
+    """'Task 07.' from ' [x] Received Task 07. (redelivered)'; None for any other line."""
+    found = re.fullmatch(r" \[x\] Received (.*?)( \(redelivered\))?", line)
+    return found[1] if found else None
+
+
+def tasks_done(workers: list[ScriptProcess]) -> set[str]:
+    """The tasks finished: a ' [x] Done' right after their ' [x] Received', in one worker."""
+    return {
+        task_in(received)
+        for worker in workers
+        for received, after in itertools.pairwise(list(worker.stdout))
+        if task_in(received) and after == " [x] Done"
+    }
+
+
+def busy(worker: ScriptProcess) -> bool:
+    return task_in(worker.stdout[-1]) is not None
+
+
+def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
+    declare_task_queue(sandbox)
+    with sandbox.connection() as connection:
+        channel = connection.channel()
+        for task in TASKS:
+            channel.basic_publish(
+                "",
+                "task_queue",
+                task,
+                pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
+            )
+
+    printed: queue.Queue[tuple[ScriptProcess, str]] = queue.Queue()
+
+    def start_worker() -> ScriptProcess:
+        return sandbox.start(
+            "work_queues/worker.py",
+            on_line=lambda worker, line: printed.put((worker, line)),
+            ready="Waiting for messages",
+        )
+
+    workers = [start_worker() for _ in range(3)]
+    killed: list[ScriptProcess] = []
+    deadline = time.monotonic() + 25
+    received = 0
+    # Kill the worker that has just received the 1st, the 4th and the 7th task handed out (new
+    # or given back), starting a new worker each time; then let them all finish.
+    while tasks_done(workers) != set(TASKS):
+        try:
+            worker, line = printed.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"after 25 s, never done: {sorted(set(TASKS) - tasks_done(workers))}")
+        if task_in(line) is None:
+            continue
+        received += 1
+        due = len(killed) < KILLS and received > 3 * len(killed)
+        if due and worker.lines[-1] == line:  # still busy with it: not acknowledged
+            worker.kill()
+            killed.append(worker)
+            workers.append(start_worker())
+
+    assert len(killed) == KILLS
+    redelivered = {line for w in workers for line in w.stdout if line.endswith("(redelivered)")}
+    for worker in killed:
+        if busy(worker):  # killed before it was done: another worker got the task again
+            assert f" [x] Received {task_in(worker.stdout[-1])} (redelivered)" in redelivered
+    # Every task was acknowledged: with the workers stopped, none goes back to the queue.
+    alive = [worker for worker in workers if worker not in killed]
+    eventually(lambda: [w for w in alive if busy(w)], [], 10, "workers still busy")
+    for worker in alive:
+        assert worker.interrupt() == 0
+    assert sandbox.message_count("task_queue") == 0
+
+
+LOST = r" \[!\] Lost the connection to RabbitMQ at amqp://guest:\*\*\*\*@\S+ \(.+\)"
+
+
+@pytest.mark.restart
+def test_a_receiver_whose_broker_goes_away_says_so_in_one_line(restartable, sandbox):
+    receivers = {
+        script: sandbox.start(script, *args, ready=ready)
+        for script, (args, ready) in RECEIVERS.items()
+    }
+    sandbox.restart_broker()
+    for script, proc in receivers.items():
+        assert proc.wait(timeout=10) == 1, script
+        [line] = proc.stderr
+        assert re.fullmatch(LOST, line), line
