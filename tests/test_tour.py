@@ -42,7 +42,7 @@ def broken_routing():
 def test_a_mismatch_is_shown_plainly_and_makes_the_tour_exit_non_zero(sandbox, monkeypatch, capsys):
     monkeypatch.setattr(tour, "chapter", lambda slug: broken_routing())
     monkeypatch.setenv("RABBITMQ_URL", sandbox.url)
-    code = tour.main(["routing", "--source", "url", "--plain"])
+    code = tour.main(["routing", "--source", "url", "--plain", "--timeout", "3"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL routing" in out

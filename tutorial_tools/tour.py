@@ -125,7 +125,7 @@ def run_chapter(
                 on_line=lambda p, s: display.line(p.label, s),
             )
             terminals[term.name] = proc
-            proc.wait_for(term.ready, timeout)
+            proc.wait_for(term.ready, ARRIVAL_TIMEOUT)
         for number, step in enumerate(chap.steps, 1):
             if before_step:
                 before_step(number, step)
@@ -156,7 +156,7 @@ def _run_step(
         step.script, step.args, url=url, label=SENDER, on_line=lambda p, s: display.line(SENDER, s)
     )
     try:
-        code = sender.wait(timeout)
+        code = sender.wait(ARRIVAL_TIMEOUT)
     finally:
         sender.stop()
     if code != 0:
@@ -235,7 +235,13 @@ def _press_ctrl_c(term: Terminal, proc: ScriptProcess, display: Display, outcome
 # -- the whole tour ----------------------------------------------------------------------
 
 
-def tour(chapters: list[Chapter], url: str, display: Display, step_by_step: bool = False) -> bool:
+def tour(
+    chapters: list[Chapter],
+    url: str,
+    display: Display,
+    step_by_step: bool = False,
+    timeout: float = ARRIVAL_TIMEOUT,
+) -> bool:
     all_ok = True
     started = time.monotonic()
     course = list(CHAPTERS) if all(c in CHAPTERS for c in chapters) else chapters
@@ -250,7 +256,7 @@ def tour(chapters: list[Chapter], url: str, display: Display, step_by_step: bool
             if step_by_step:
                 input("   press Enter to run it ")
 
-        outcome = run_chapter(chap, url, display, before_step)
+        outcome = run_chapter(chap, url, display, before_step, timeout)
         if outcome.ok:
             display.say(f"OK   {chap.slug}: {chap.showed} ({outcome.seconds:.1f} s)", "1;32")
         else:
@@ -367,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plain", action="store_true", help="prefixed lines instead of columns")
     parser.add_argument("--source", choices=("url", "container", "local"), help="broker source")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=ARRIVAL_TIMEOUT,
+        help=f"seconds to wait for each line the notes promise (default {ARRIVAL_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
 
     if args.list:
@@ -395,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.tmux:
             session = args.session or f"rabbitmq-{chapters[0].slug}"
             return open_in_tmux(chapters[0], broker.url, session, attach=not args.no_attach)
-        return 0 if tour(chapters, broker.url, display, args.step) else 1
+        return 0 if tour(chapters, broker.url, display, args.step, args.timeout) else 1
     except KeyboardInterrupt:
         display.say("\nInterrupted: stopping the scripts and the broker.")
         return 130

@@ -1,0 +1,70 @@
+"""RPC: rpc_client.py asks for fib(n) on 'rpc_queue'; rpc_server.py answers on the reply queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tutorial_tools.chapters import AWAITING_RPC
+from tutorial_tools.processes import ScriptProcess
+
+FIB = {0: 0, 1: 1, 10: 55, 20: 6765, 25: 75025, 27: 196418, 30: 832040}
+
+
+def start_servers(sandbox, count: int = 1) -> list[ScriptProcess]:
+    # One after the other: RabbitMQ 3.10 can fail a consumer on a quorum queue that another
+    # connection is declaring at the same moment (INTERNAL_ERROR), which is not what we test.
+    return [sandbox.start("rpc/rpc_server.py", ready=AWAITING_RPC) for _ in range(count)]
+
+
+def start_client(sandbox, n: int) -> ScriptProcess:
+    return sandbox.start("rpc/rpc_client.py", str(n))
+
+
+def answered(client: ScriptProcess) -> list[str]:
+    """All a client printed, once it has exited successfully."""
+    assert client.wait() == 0, client.output
+    return client.stdout
+
+
+@pytest.mark.parametrize("n", [30, 0, 1, 10], ids=lambda n: f"fib({n}) = {FIB[n]}")
+def test_the_client_gets_fib_n_from_the_server(sandbox, n):
+    (server,) = start_servers(sandbox)
+
+    client = sandbox.run("rpc/rpc_client.py", str(n))
+
+    assert answered(client) == [f" [x] Requesting fib({n})", f" [.] Got {FIB[n]}"]
+    assert server.matching(r"^ \[\.\] fib\(") == [f" [.] fib({n})"]
+
+
+def test_several_clients_at_once_each_get_their_own_answer(sandbox):
+    (server,) = start_servers(sandbox)
+
+    clients = {n: start_client(sandbox, n) for n in (30, 20, 27, 10)}  # all in flight together
+
+    assert {n: answered(client)[-1] for n, client in clients.items()} == {
+        n: f" [.] Got {FIB[n]}" for n in clients
+    }
+    assert sorted(server.matching(r"^ \[\.\] fib\(")) == sorted(f" [.] fib({n})" for n in clients)
+
+
+def test_two_servers_share_the_load(sandbox):
+    servers = start_servers(sandbox, 2)
+
+    clients = [start_client(sandbox, 25) for _ in range(6)]
+
+    assert [answered(client)[-1] for client in clients] == [f" [.] Got {FIB[25]}"] * 6
+    done = [len(server.matching(r"^ \[\.\] fib\(25\)$")) for server in servers]
+    assert sum(done) == 6
+    assert min(done) >= 1, f"one server did all the work: {done}"
+
+
+def test_a_client_with_no_server_gives_up_with_a_clear_message_within_its_timeout(sandbox):
+    started = time.monotonic()
+    client = sandbox.run("rpc/rpc_client.py", "30", "--timeout", "2")
+    elapsed = time.monotonic() - started
+
+    assert client.process.returncode == 1
+    assert client.stderr == [" [!] No answer within 2 s: is rpc_server.py running?"]
+    assert 2 <= elapsed < 2 + 5  # it waited its timeout, and not much longer
