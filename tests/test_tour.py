@@ -155,11 +155,18 @@ def test_tmux_mode_opens_one_running_pane_per_terminal(sandbox):
         subprocess.run([*tmux, "send-keys", "-t", f"{session}:topics.0", "Enter"], check=True)
         wait_for_pane(lambda: pane("Q1 *.orange.*"), "[x] quick.orange.fox:matches Q1 only")
         wait_for_pane(lambda: pane("Q3 #"), "[x] quick.orange.fox:matches Q1 only")
+        # A key Q2 does match, typed as a learner would: once it is there, Q2 has everything.
+        last = "python topics/emit_log_topic.py quick.orange.rabbit 'matches both'"
+        subprocess.run([*tmux, "send-keys", "-t", f"{session}:topics.0", last, "Enter"], check=True)
+        wait_for_pane(lambda: pane("Q2 *.*.rabbit lazy.#"), "[x] quick.orange.rabbit:matches both")
         assert "quick.orange.fox" not in pane("Q2 *.*.rabbit lazy.#")
+        # Ending the session ends the tour's wait: it stops, leaving nothing running.
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        assert proc.wait(timeout=30) == 0
+        assert [pid for pid in processes_using(sandbox.url) if pid != proc.process.pid] == []
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
-    assert proc.wait(timeout=30) == 0
-    assert [pid for pid in processes_using(sandbox.url) if pid != proc.process.pid] == []
+        proc.stop()
 
 
 def wait_for_pane(capture, text: str, timeout: float = 30) -> None:

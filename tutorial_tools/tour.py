@@ -298,7 +298,11 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
             [*base, *args], check=True, capture_output=True, text=True
         ).stdout.strip()
 
-    env = f"export RABBITMQ_URL={shlex.quote(url)}; cd {shlex.quote(str(ROOT))}; "
+    # `python` in every pane is this environment's, with pika, as in the notes' commands.
+    bin_dir = shlex.quote(os.path.dirname(sys.executable))
+    env = f'export RABBITMQ_URL={shlex.quote(url)} PATH={bin_dir}:"$PATH"; '
+    env += f"cd {shlex.quote(str(ROOT))}; "
+
     tmux(
         "new-session",
         "-d",
@@ -320,15 +324,15 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
         tmux("select-pane", "-t", first, "-T", SENDER)
         tmux("send-keys", "-t", first, env.rstrip("; "), "Enter")
         for term in chap.terminals:
-            command = shlex.join([sys.executable, term.script, *term.args])
             pane = tmux("split-window", "-t", session, "-P", "-F", "#{pane_id}", "bash", "--norc")
             tmux("select-pane", "-t", pane, "-T", term.name)
-            tmux("send-keys", "-t", pane, env + command, "Enter")
+            tmux("send-keys", "-t", pane, env + term.command, "Enter")
             tmux("select-layout", "-t", session, "tiled")
         if chap.steps:
             step = chap.steps[0]
-            typed = shlex.join([sys.executable, step.script, *step.args])
-            tmux("send-keys", "-t", first, typed)  # typed, not run: the learner presses Enter
+            tmux(
+                "send-keys", "-t", first, step.command
+            )  # typed, not run: the learner presses Enter
         tmux("select-pane", "-t", first)
     except subprocess.CalledProcessError as exc:
         subprocess.run([*base, "kill-session", "-t", session], capture_output=True)
