@@ -352,10 +352,6 @@ def write_between_markers(path: Path, text: str) -> bool:
 # -- command line ------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def positive_int(text: str) -> int:
     if not text.isdecimal() or int(text) == 0:
         raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
@@ -382,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM stops as Ctrl+C does; and Ctrl+C works even where a shell started us ignoring it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     broker: Broker | None = None
     vhost: str | None = None
     started = time.monotonic()

@@ -451,8 +451,9 @@ class LocalBroker(Broker):
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        # SIGTERM to the Erlang VM stops the node in about a second; sent to the wrapper
-        # shell's whole group it takes several. The wrapper exits once the VM has.
+        # SIGTERM to the Erlang VM stops the node cleanly (about 6 s with the management
+        # plugin, 1 s without); sent to the wrapper shell's whole group it takes longer still.
+        # The wrapper exits once the VM has.
         for pid in _group_members(process.pid, "beam.smp") or [process.pid]:
             _signal(pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -656,10 +657,6 @@ def ensure_source(source: str | None = None) -> int:
 # -- command line ------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tutorial_tools.broker",
@@ -683,8 +680,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ensure_source:
         return ensure_source(args.source)
-    # Turn SIGTERM into the same clean stop as Ctrl+C.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM stops as Ctrl+C does; and Ctrl+C works even where a shell started us ignoring it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     broker: Broker | None = None
     try:
         broker = make_broker(args.source, args.port)

@@ -355,10 +355,6 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
 # -- command line ------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tutorial_tools.tour",
@@ -400,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     display = Display(columns=False if args.plain else None)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM stops as Ctrl+C does; and Ctrl+C works even where a shell started us ignoring it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     broker: Broker | None = None
     try:
         broker = make_broker(args.source)
