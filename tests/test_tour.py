@@ -71,6 +71,23 @@ def test_plain_output_when_not_a_terminal_labels_every_line_and_has_no_colour(sa
     assert "\033[" not in proc.output
 
 
+def test_step_by_step_waits_for_enter_before_each_step(sandbox):
+    proc = ScriptProcess(
+        "tutorial_tools/tour.py",
+        ["hello_world", "--step", "--source", "url"],
+        url=sandbox.url,
+        keyboard=True,
+    )
+    try:
+        proc.wait_for(r"^   press Enter to run it$")
+        assert proc.matching(r"hello_world/send\.py") == []  # nothing sent before Enter
+        proc.type_line()
+        proc.wait_for(r"^\[receive\]  \[x\] Received Hello World!$")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.stop()
+
+
 def test_columns_on_a_terminal_respect_no_color(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     out = io.StringIO()

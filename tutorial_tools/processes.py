@@ -35,6 +35,7 @@ class ScriptProcess:
         env: dict[str, str] | None = None,
         on_line: Callable[[ScriptProcess, str], None] | None = None,
         label: str | None = None,
+        keyboard: bool = False,
     ) -> None:
         self.path = Path(script) if Path(script).is_absolute() else ROOT / script
         self.args = [str(arg) for arg in args]
@@ -54,7 +55,8 @@ class ScriptProcess:
             [sys.executable, str(self.path), *self.args],
             cwd=self.path.parent,
             env=child_env,
-            stdin=subprocess.DEVNULL,
+            # keyboard=True lets type_line() answer the script's prompts.
+            stdin=subprocess.PIPE if keyboard else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -134,6 +136,12 @@ class ScriptProcess:
     def _tail(self, n: int = 30) -> str:
         return "\n".join(f"    {line}" for line in self.lines[-n:]) or "    (nothing)"
 
+    def type_line(self, text: str = "") -> None:
+        """Type a line at the script's prompt, as if pressing Enter after it."""
+        assert self.process.stdin, "start the script with keyboard=True to type at it"
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
     # -- ending ---------------------------------------------------------------------------
 
     def wait(self, timeout: float = DEFAULT_TIMEOUT) -> int:
@@ -172,7 +180,7 @@ class ScriptProcess:
             self.wait(timeout=10)
         except ScriptError:
             pass
-        for stream in (self.process.stdout, self.process.stderr):
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream:
                 stream.close()
 

@@ -254,7 +254,9 @@ def tour(
         def before_step(number: int, step: Step, chap: Chapter = chap) -> None:
             display.say(f"-- step {number} of {len(chap.steps)}: {step.says}", "2")
             if step_by_step:
-                input("   press Enter to run it ")
+                display.say("   press Enter to run it")
+                if not sys.stdin.readline():
+                    raise KeyboardInterrupt  # end of input: nobody is left to press Enter
 
         outcome = run_chapter(chap, url, display, before_step, timeout)
         if outcome.ok:
