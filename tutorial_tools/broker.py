@@ -63,6 +63,10 @@ class BrokerError(RuntimeError):
     """A broker that was had could not do what was asked."""
 
 
+class BrokerExited(BrokerError):
+    """A local broker process ended while it was starting."""
+
+
 def amqp_url(
     host: str, port: int, vhost: str = "/", user: str = USER, password: str = PASSWORD
 ) -> str:
@@ -80,6 +84,19 @@ def masked(url: str) -> str:
 
 
 def free_port() -> int:
+    """A port free right now, below the ephemeral range (32768 and up on Linux).
+
+    Ports the kernel hands out itself also serve as the local ends of outgoing connections, so
+    one could be taken by a client socket before the broker binds it.
+    """
+    for _ in range(50):
+        port = secrets.randbelow(32767 - 20000) + 20000
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -415,23 +432,33 @@ class LocalBroker(Broker):
 
     def start(self) -> LocalBroker:
         self.workdir = Path(tempfile.mkdtemp(prefix="tutorial-rabbitmq-"))
-        self.amqp_port = self.fixed_port or free_port()
-        self.management_port = free_port()
-        self.dist_port = free_port()
         (self.workdir / "mnesia").mkdir()
         (self.workdir / "log").mkdir()
         (self.workdir / "enabled_plugins").write_text("[rabbitmq_management].\n")
-        (self.workdir / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = {self.amqp_port}\n"
-            f"management.tcp.ip = 127.0.0.1\n"
-            f"management.tcp.port = {self.management_port}\n"
-        )
         try:
-            self._launch()
+            self._launch_on_free_ports()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _launch_on_free_ports(self, attempts: int = 3) -> None:
+        """Launch; if the node dies starting (a port taken meanwhile), again on other ports."""
+        for attempt in range(1, attempts + 1):
+            self.amqp_port = self.fixed_port or free_port()
+            self.management_port = free_port()
+            self.dist_port = free_port()
+            (self.workdir / "rabbitmq.conf").write_text(
+                f"listeners.tcp.default = {self.amqp_port}\n"
+                f"management.tcp.ip = 127.0.0.1\n"
+                f"management.tcp.port = {self.management_port}\n"
+            )
+            try:
+                self._launch()
+                return
+            except BrokerExited:
+                if attempt == attempts:
+                    raise
 
     def _environment(self) -> dict[str, str]:
         assert self.workdir is not None
@@ -466,7 +493,7 @@ class LocalBroker(Broker):
         def ready() -> bool:
             if self._process.poll() is not None:
                 tail = (self.workdir / "server.out").read_text(errors="replace")[-1500:]
-                raise BrokerError(f"rabbitmq-server exited ({self._process.returncode}):\n{tail}")
+                raise BrokerExited(f"rabbitmq-server exited ({self._process.returncode}):\n{tail}")
             return self.is_ready()
 
         wait_until(ready, START_TIMEOUT, f"the local broker {self.node}")
@@ -487,7 +514,10 @@ class LocalBroker(Broker):
 
     def restart(self) -> str:
         self._terminate()
-        self._launch()  # same node name and data directory: durable state comes back
+        try:
+            self._launch()  # same node name and data directory: durable state comes back
+        except BrokerExited:
+            self._launch_on_free_ports()  # a port was taken while it was down: the URL changes
         return self.url
 
     def rabbitmqctl(self, *args: str) -> str:
