@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tutorial_tools import tour
-from tutorial_tools.chapters import CHAPTERS, ROUTING, SENDER, Expect, chapter
+from tutorial_tools.chapters import CHAPTERS, PUBLISH_SUBSCRIBE, ROUTING, SENDER, Expect, chapter
 from tutorial_tools.processes import ScriptProcess
 
 
@@ -56,6 +56,22 @@ def test_an_unexpected_arrival_is_a_mismatch_too(sandbox):
     chap = dataclasses.replace(ROUTING, steps=(forgetful, *ROUTING.steps[1:]))
     outcome = tour.run_chapter(chap, sandbox.url)
     assert outcome.problems == ["all severities printed unexpected ' [x] info:Starting up'"]
+
+
+def test_a_line_promised_to_one_of_several_terminals_must_not_reach_two(sandbox):
+    # Fanout gives every receiver a copy: notes claiming "one of them" would be wrong.
+    steps = tuple(
+        dataclasses.replace(
+            step,
+            expect=tuple(dataclasses.replace(e, one_of=e.where != (SENDER,)) for e in step.expect),
+        )
+        for step in PUBLISH_SUBSCRIBE.steps
+    )
+    outcome = tour.run_chapter(dataclasses.replace(PUBLISH_SUBSCRIBE, steps=steps), sandbox.url)
+    assert outcome.problems == [
+        f"' [x] {message}' reached receiver 1, receiver 2 more than once"
+        for message in ("info: Hello World!", "warning: disk 90% full")
+    ]
 
 
 def test_plain_output_when_not_a_terminal_labels_every_line_and_has_no_colour(sandbox):
