@@ -372,7 +372,8 @@ class ContainerBroker(Broker):
         container, self._container = self._container, None
         if container is None:
             return
-        container_id = container.get_container_id() if container._container else None
+        wrapped = container.get_wrapped_container()  # None when starting failed early
+        container_id = wrapped.id if wrapped else None
         try:
             container.stop()  # removes the container and its anonymous volumes
         except Exception as exc:
