@@ -1,151 +1,47 @@
 """Publish/Subscribe, receiving side: print every log message sent from now on.
 
-Run: python receive_logs.py (stop with Ctrl+C), then python emit_log.py in another terminal.
-https://www.rabbitmq.com/tutorials/tutorial-three-python
+Run: python receive_logs.py    (then python emit_log.py in another terminal)
 """
 
-import contextlib
 import os
-import re
 import signal
 import sys
-import urllib.parse
-from collections.abc import Iterator
 
 import pika
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic, BasicProperties
 
 
-def main() -> None:
-    with rabbitmq_connection() as connection:
-        channel = connection.channel()
-        channel.exchange_declare(exchange="logs", exchange_type="fanout")
-        # queue="": the broker picks a random name. exclusive: the queue belongs to this
-        # connection and is deleted when it closes, so each receiver sees only new messages.
-        result = channel.queue_declare(queue="", exclusive=True)
-        queue_name = result.method.queue
-        # The binding tells the exchange to copy its messages into our queue.
-        channel.queue_bind(exchange="logs", queue=queue_name)
+def main(params: pika.URLParameters) -> None:
+    connection = pika.BlockingConnection(params)
+    channel = connection.channel()
+    channel.exchange_declare(exchange="logs", exchange_type="fanout")
+    # queue="": the broker picks a fresh name. exclusive: the queue is this connection's own,
+    # and RabbitMQ deletes it when we disconnect, so each receiver gets only new messages.
+    result = channel.queue_declare(queue="", exclusive=True)
+    queue_name = result.method.queue
+    # The binding tells the exchange to copy its messages into our queue.
+    channel.queue_bind(exchange="logs", queue=queue_name)
 
-        def callback(
-            ch: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
-        ) -> None:
-            print(f" [x] {body.decode('utf-8', errors='backslashreplace')}")
+    def callback(ch, method, properties, body):
+        print(f" [x] {body.decode(errors='backslashreplace')}")
 
-        channel.basic_consume(queue=queue_name, on_message_callback=callback, auto_ack=True)
-        print(" [*] Waiting for logs. To exit press CTRL+C")
-        channel.start_consuming()
-
-
-# --- Connection and error handling: identical in every script of this project. ---
+    channel.basic_consume(queue=queue_name, on_message_callback=callback, auto_ack=True)
+    print(" [*] Waiting for logs. To exit press CTRL+C")
+    channel.start_consuming()
+    # start_consuming() returns only if RabbitMQ cancels our consumer: the queue was deleted.
+    sys.exit(f" [!] RabbitMQ cancelled the consumer: was the queue {queue_name} deleted?")
 
 
-@contextlib.contextmanager
-def rabbitmq_connection() -> Iterator[pika.BlockingConnection]:
-    """Connect to RABBITMQ_URL and close the connection at the end.
-
-    Ctrl+C and SIGTERM end the script with ' [*] Interrupted' (exit 0); a RabbitMQ error ends it
-    with one line on stderr (exit 1) instead of a traceback.
-    """
-    url = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/%2F"
+# --- The same in every chapter script: where RabbitMQ is, Ctrl+C, one line for any error ---
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
     try:
-        if not url.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError("it must start with amqp:// or amqps://")
-        if urllib.parse.urlsplit(url).password is None and "@" in url:
-            raise ValueError("a user needs a password: amqp://user:password@host")
-        params = pika.URLParameters(url)
-    except (ValueError, TypeError, SyntaxError) as error:  # what pika raises for a bad URL
-        sys.exit(f"RABBITMQ_URL is not a valid AMQP URL: {error}")
-    params.socket_timeout = params.stack_timeout = 5.0  # fail fast when no broker answers
-    where = masked(url)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # both stop the script like Ctrl+C
-        signal.signal(signum, signal.default_int_handler)
-    try:
-        connection = connect(params, where)
-        try:
-            yield connection
-        finally:
-            # Closing the connection hands unacknowledged messages back to their queue.
-            if connection.is_open:
-                with contextlib.suppress(pika.exceptions.AMQPError):
-                    connection.close()
+        params = pika.URLParameters(os.environ.get("RABBITMQ_URL", "amqp://localhost"))
+        params.stack_timeout = 5  # give up on a broker that does not answer within 5 s,
+        params.blocked_connection_timeout = 30  # or that blocks our messages for 30 s
+        main(params)
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-        sys.exit(0)
-    except pika.exceptions.ChannelClosedByBroker as error:
-        sys.exit(channel_closed(error))
-    except pika.exceptions.AMQPConnectionError as error:
-        sys.exit(f" [!] Lost the connection to RabbitMQ at {where} ({reason(error)})")
-    except pika.exceptions.AMQPError as error:
-        sys.exit(f" [!] {type(error).__name__}: {reason(error)}")
-
-
-def connect(params: pika.URLParameters, where: str) -> pika.BlockingConnection:
-    """Open the connection, or exit with one line saying why RabbitMQ could not be used."""
-    user, vhost = params.credentials.username, params.virtual_host
-    try:
-        return pika.BlockingConnection(params)
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
-        sys.exit(
-            f"ACCESS_REFUSED: login refused for user '{user}' (wrong user or password) at {where}"
-        )
-    except pika.exceptions.ProbableAccessDeniedError:
-        sys.exit(f"NOT_ALLOWED: user '{user}' may not use virtual host '{vhost}' at {where}")
-    except (
-        pika.exceptions.AMQPError,
-        pika.adapters.utils.connection_workflow.AMQPConnectorException,
-        OSError,
-    ) as error:
-        sys.exit(
-            f"Could not connect to RabbitMQ at {where} ({reason(error)}). Start one with "
-            "'docker compose up -d' or 'make broker', or set RABBITMQ_URL."
-        )
-
-
-def masked(url: str) -> str:
-    """The broker URL with its password replaced by ****, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        user_info, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user_info.partition(':')[0]}:****@{host}")
-    return parts._replace(query="", fragment="").geturl()
-
-
-def reason(error: BaseException) -> str:
-    """The short cause inside pika's wrappers: 'Connection refused', the broker's reply text..."""
-    while error.args and isinstance(error.args[0], BaseException):
-        error = error.args[0]
-    error = getattr(error, "exception", error)  # pika's connection-workflow wrappers
-    if isinstance(
-        error, (TimeoutError, pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout)
-    ):
-        return "timed out"
-    if isinstance(error, pika.exceptions.IncompatibleProtocolError):
-        return "the server closed the connection during the AMQP handshake"
-    text = getattr(error, "reply_text", None) or getattr(error, "strerror", None) or str(error)
-    return text or type(error).__name__
-
-
-def channel_closed(error: pika.exceptions.ChannelClosedByBroker) -> str:
-    """Explain why RabbitMQ closed the channel; for a 406, how to reset the queue or exchange."""
-    # A declare must match what already exists, e.g. "inequivalent arg 'x-queue-type' for
-    # queue 'task_queue' in vhost '/': ..."; the broker keeps the old one until it is deleted.
-    found = re.search(r"for (queue|exchange) '(.*?)' in vhost '(.*?)'", error.reply_text)
-    if error.reply_code != 406 or not found:
-        return f" [!] RabbitMQ closed the channel: {error.reply_text}"
-    kind, name, vhost = found.groups()
-    if kind == "queue":
-        fix = f"delete it with 'rabbitmqctl delete_queue {name}'"
-    else:
-        fix = (
-            f"delete it (rabbitmqadmin delete exchange name={name}, or the management UI) "
-            "or use another name"
-        )
-    if vhost != "/":
-        fix += f" (in vhost '{vhost}': add {'-p' if kind == 'queue' else '-V'} {vhost})"
-    return f" [!] {error.reply_text}. To reset it, {fix}"
-
-
-if __name__ == "__main__":
-    main()
+    except Exception as error:  # one line on stderr, never a traceback
+        alarm = isinstance(error, pika.exceptions.ConnectionBlockedTimeout)
+        why = "RabbitMQ is blocking publishers: a resource alarm" if alarm else repr(error)
+        sys.exit(f" [!] {why} (run 'make doctor' to diagnose)")

@@ -1,256 +1,89 @@
-"""Publisher confirms, strategy 2: publish a batch of messages, wait for all its confirms, repeat.
-
-Run: python publish_in_batches.py [N] [--batch-size 100]   (N is 50,000 unless given)
-https://www.rabbitmq.com/tutorials/tutorial-seven-java
-"""
+"""Publisher confirms, strategy 2: publish a batch, wait until all of it is confirmed, repeat."""
 
 import argparse
-import contextlib
 import os
-import re
 import signal
 import sys
 import time
-import urllib.parse
-from collections.abc import Iterator
 
 import pika
-import pika.channel
-import pika.frame
 
-QUEUE = "confirms_batches"  # one queue per strategy: each run's messages stay apart
+QUEUE = "confirms_batches"  # a queue per strategy keeps each run's messages apart
+PERSISTENT = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
 
 
 class BatchPublisher:
-    """Publishes a batch, and the next one once the broker has confirmed the whole batch.
+    """pika's BlockingChannel waits for each message's confirm; to wait for a whole batch takes
+    the asynchronous API, where a callback counts the confirms as they arrive."""
 
-    pika's BlockingChannel waits for the confirm of every single message, so waiting for a
-    batch needs the asynchronous API: a callback counts the confirms as they arrive.
-    """
+    def __init__(self, params: pika.URLParameters, n: int, batch_size: int) -> None:
+        self.n, self.batch_size, self.published = n, batch_size, 0
+        self.unconfirmed: set[int] = set()  # delivery tags of the batch in flight
+        # Called back: once the connection is open, if it fails to open, once it is closed.
+        self.connection = pika.SelectConnection(params, self.on_open, self.stop, self.stop)
 
-    def __init__(self, total: int, batch_size: int) -> None:
-        self.total, self.batch_size = total, batch_size
-        self.published = 0
-        self.outstanding: set[int] = set()  # delivery tags of the batch not yet confirmed
-        self.started = self.elapsed = 0.0
-        self.error: BaseException | None = None
-        # The same broker as the blocking connection in main(), now with callbacks.
-        url = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/%2F"
-        self.connection = pika.SelectConnection(
-            pika.URLParameters(url),
-            on_open_callback=self.on_connection_open,
-            on_open_error_callback=self.on_connection_error,
-            on_close_callback=self.on_connection_closed,
-        )
-
-    def run(self) -> float:
-        """Publish everything, batch by batch; the seconds that took."""
-        self.connection.ioloop.start()  # returns once on_connection_closed stops it
-        if self.error:
-            raise self.error  # the same errors, and messages, as the blocking scripts
-        return self.elapsed
-
-    def on_connection_open(self, connection: pika.SelectConnection) -> None:
+    def on_open(self, connection):
         connection.channel(on_open_callback=self.on_channel_open)
 
-    def on_channel_open(self, channel: pika.channel.Channel) -> None:
+    def on_channel_open(self, channel):
         self.channel = channel
-        channel.add_on_close_callback(self.on_channel_closed)
-        # Confirm mode, with a callback for every Basic.Ack and Basic.Nack the broker sends.
-        channel.confirm_delivery(ack_nack_callback=self.on_confirm, callback=self.on_confirm_mode)
+        channel.confirm_delivery(ack_nack_callback=self.on_confirm, callback=self.publish_batch)
 
-    def on_confirm_mode(self, frame: pika.frame.Method) -> None:
-        self.started = time.perf_counter()
-        self.publish_batch()
+    def publish_batch(self, *_):
+        for _ in range(min(self.batch_size, self.n - self.published)):
+            self.channel.basic_publish("", QUEUE, f"batches-{self.published}", PERSISTENT)
+            self.published += 1  # the broker numbers the messages 1, 2, 3, ...: the tag
+            self.unconfirmed.add(self.published)
 
-    def publish_batch(self) -> None:
-        first = self.published
-        for i in range(first, min(first + self.batch_size, self.total)):
-            self.channel.basic_publish(
-                exchange="",
-                routing_key=QUEUE,
-                body=f"batches-{i}",
-                properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
-            )
-            # The broker numbers the messages of a channel in confirm mode 1, 2, 3, ...
-            self.published = i + 1
-            self.outstanding.add(self.published)
-
-    def on_confirm(self, frame: pika.frame.Method) -> None:
+    def on_confirm(self, frame):
         tag = frame.method.delivery_tag
-        if isinstance(frame.method, pika.spec.Basic.Nack):
-            # Give up, as the official chapter's waitForConfirmsOrDie does.
-            # (Message batches-{i} went out with delivery tag i + 1.)
-            confirmed = self.published - len(self.outstanding)
-            sys.exit(
-                f" [!] The broker nacked batches-{tag - 1}: "
-                f"{confirmed:,} of {self.total:,} messages confirmed"
-            )
-        if frame.method.multiple:
-            # multiple=True confirms every message up to and including this tag.
-            self.outstanding = {t for t in self.outstanding if t > tag}
-        else:
-            self.outstanding.discard(tag)
-        if self.outstanding:
-            return  # the batch is not confirmed yet
-        if self.published < self.total:
-            self.publish_batch()
-        else:
-            self.elapsed = time.perf_counter() - self.started
+        if isinstance(frame.method, pika.spec.Basic.Nack):  # as Java's waitForConfirmsOrDie
+            done = self.published - len(self.unconfirmed)
+            sys.exit(f" [!] The broker nacked batches-{tag - 1}: {done:,} of {self.n:,} confirmed")
+        # Confirms may come out of order; multiple=True confirms every tag up to this one.
+        acked = {t for t in self.unconfirmed if t <= tag} if frame.method.multiple else {tag}
+        self.unconfirmed -= acked
+        if not self.unconfirmed and self.published < self.n:
+            self.publish_batch()  # the whole batch is confirmed: on to the next
+        elif not self.unconfirmed:
             self.connection.close()
 
-    def on_channel_closed(self, channel: pika.channel.Channel, error: Exception) -> None:
-        if isinstance(error, pika.exceptions.ChannelClosedByBroker):
-            self.error = error
-            self.connection.close()
-
-    def on_connection_error(self, connection: pika.SelectConnection, error: Exception) -> None:
-        if not isinstance(error, pika.exceptions.AMQPError):
-            error = pika.exceptions.AMQPConnectionError(error)
-        self.error = error
+    def stop(self, connection, error):
         connection.ioloop.stop()
-
-    def on_connection_closed(self, connection: pika.SelectConnection, error: Exception) -> None:
-        if self.error is None and not isinstance(error, pika.exceptions.ConnectionClosedByClient):
-            self.error = error  # the broker or the network ended it
-        connection.ioloop.stop()
+        if not isinstance(error, pika.exceptions.ConnectionClosedByClient):
+            raise error  # the broker or the network ended it
 
 
-def positive_int(text: str) -> int:
-    if not text.isdecimal() or int(text) == 0:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
-    return int(text)
-
-
-def main() -> None:
+def main(params: pika.URLParameters) -> None:
     parser = argparse.ArgumentParser(description="Publish N messages, confirmed batch by batch.")
-    parser.add_argument("n", nargs="?", type=positive_int, default=50_000, metavar="N")
-    parser.add_argument("--batch-size", type=positive_int, default=100, metavar="SIZE")
+    parser.add_argument("n", nargs="?", type=int, default=50_000, metavar="N")
+    parser.add_argument("--batch-size", type=int, default=100, metavar="SIZE")
     args = parser.parse_args()
-    with rabbitmq_connection() as connection:
-        channel = connection.channel()
-        # Set up on the blocking API, as in every chapter: durable quorum queue, emptied first
-        # so that after a run it holds exactly the messages this run published.
+    n, size = args.n, args.batch_size
+    if min(n, size) < 1:
+        parser.error("N and the batch size must be positive")
+    with pika.BlockingConnection(params) as connection, connection.channel() as channel:
         channel.queue_declare(queue=QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
-        channel.queue_purge(queue=QUEUE)
-        print(
-            f" [*] Publishing {args.n:,} messages to '{QUEUE}', "
-            f"waiting for confirms every {args.batch_size:,}"
-        )
-        publisher = BatchPublisher(args.n, args.batch_size)
-        elapsed_ms = publisher.run() * 1000
-        print(f" [x] {args.n:,} of {args.n:,} messages confirmed")
-        print(f"Published {args.n:,} messages in batches in {elapsed_ms:,.0f} ms")
+        channel.queue_purge(queue=QUEUE)  # so that after a run it holds this run's messages
+    print(f" [*] Publishing {n:,} messages to '{QUEUE}', waiting for confirms every {size:,}")
+    publisher, started = BatchPublisher(params, n, size), time.perf_counter()
+    publisher.connection.ioloop.start()  # until stop() ends it
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    print(f" [x] {n:,} of {n:,} messages confirmed")
+    print(f"Published {n:,} messages in batches in {elapsed_ms:,.0f} ms")
 
 
-# --- Connection and error handling: identical in every script of this project. ---
-
-
-@contextlib.contextmanager
-def rabbitmq_connection() -> Iterator[pika.BlockingConnection]:
-    """Connect to RABBITMQ_URL and close the connection at the end.
-
-    Ctrl+C and SIGTERM end the script with ' [*] Interrupted' (exit 0); a RabbitMQ error ends it
-    with one line on stderr (exit 1) instead of a traceback.
-    """
-    url = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/%2F"
+# --- The same in every chapter script: where RabbitMQ is, Ctrl+C, one line for any error ---
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
     try:
-        if not url.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError("it must start with amqp:// or amqps://")
-        if urllib.parse.urlsplit(url).password is None and "@" in url:
-            raise ValueError("a user needs a password: amqp://user:password@host")
-        params = pika.URLParameters(url)
-    except (ValueError, TypeError, SyntaxError) as error:  # what pika raises for a bad URL
-        sys.exit(f"RABBITMQ_URL is not a valid AMQP URL: {error}")
-    params.socket_timeout = params.stack_timeout = 5.0  # fail fast when no broker answers
-    where = masked(url)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # both stop the script like Ctrl+C
-        signal.signal(signum, signal.default_int_handler)
-    try:
-        connection = connect(params, where)
-        try:
-            yield connection
-        finally:
-            # Closing the connection hands unacknowledged messages back to their queue.
-            if connection.is_open:
-                with contextlib.suppress(pika.exceptions.AMQPError):
-                    connection.close()
+        params = pika.URLParameters(os.environ.get("RABBITMQ_URL", "amqp://localhost"))
+        params.stack_timeout = 5  # give up on a broker that does not answer within 5 s,
+        params.blocked_connection_timeout = 30  # or that blocks our messages for 30 s
+        main(params)
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-        sys.exit(0)
-    except pika.exceptions.ChannelClosedByBroker as error:
-        sys.exit(channel_closed(error))
-    except pika.exceptions.AMQPConnectionError as error:
-        sys.exit(f" [!] Lost the connection to RabbitMQ at {where} ({reason(error)})")
-    except pika.exceptions.AMQPError as error:
-        sys.exit(f" [!] {type(error).__name__}: {reason(error)}")
-
-
-def connect(params: pika.URLParameters, where: str) -> pika.BlockingConnection:
-    """Open the connection, or exit with one line saying why RabbitMQ could not be used."""
-    user, vhost = params.credentials.username, params.virtual_host
-    try:
-        return pika.BlockingConnection(params)
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
-        sys.exit(
-            f"ACCESS_REFUSED: login refused for user '{user}' (wrong user or password) at {where}"
-        )
-    except pika.exceptions.ProbableAccessDeniedError:
-        sys.exit(f"NOT_ALLOWED: user '{user}' may not use virtual host '{vhost}' at {where}")
-    except (
-        pika.exceptions.AMQPError,
-        pika.adapters.utils.connection_workflow.AMQPConnectorException,
-        OSError,
-    ) as error:
-        sys.exit(
-            f"Could not connect to RabbitMQ at {where} ({reason(error)}). Start one with "
-            "'docker compose up -d' or 'make broker', or set RABBITMQ_URL."
-        )
-
-
-def masked(url: str) -> str:
-    """The broker URL with its password replaced by ****, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        user_info, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user_info.partition(':')[0]}:****@{host}")
-    return parts._replace(query="", fragment="").geturl()
-
-
-def reason(error: BaseException) -> str:
-    """The short cause inside pika's wrappers: 'Connection refused', the broker's reply text..."""
-    while error.args and isinstance(error.args[0], BaseException):
-        error = error.args[0]
-    error = getattr(error, "exception", error)  # pika's connection-workflow wrappers
-    if isinstance(
-        error, (TimeoutError, pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout)
-    ):
-        return "timed out"
-    if isinstance(error, pika.exceptions.IncompatibleProtocolError):
-        return "the server closed the connection during the AMQP handshake"
-    text = getattr(error, "reply_text", None) or getattr(error, "strerror", None) or str(error)
-    return text or type(error).__name__
-
-
-def channel_closed(error: pika.exceptions.ChannelClosedByBroker) -> str:
-    """Explain why RabbitMQ closed the channel; for a 406, how to reset the queue or exchange."""
-    # A declare must match what already exists, e.g. "inequivalent arg 'x-queue-type' for
-    # queue 'task_queue' in vhost '/': ..."; the broker keeps the old one until it is deleted.
-    found = re.search(r"for (queue|exchange) '(.*?)' in vhost '(.*?)'", error.reply_text)
-    if error.reply_code != 406 or not found:
-        return f" [!] RabbitMQ closed the channel: {error.reply_text}"
-    kind, name, vhost = found.groups()
-    if kind == "queue":
-        fix = f"delete it with 'rabbitmqctl delete_queue {name}'"
-    else:
-        fix = (
-            f"delete it (rabbitmqadmin delete exchange name={name}, or the management UI) "
-            "or use another name"
-        )
-    if vhost != "/":
-        fix += f" (in vhost '{vhost}': add {'-p' if kind == 'queue' else '-V'} {vhost})"
-    return f" [!] {error.reply_text}. To reset it, {fix}"
-
-
-if __name__ == "__main__":
-    main()
+    except Exception as error:  # one line on stderr, never a traceback
+        alarm = isinstance(error, pika.exceptions.ConnectionBlockedTimeout)
+        why = "RabbitMQ is blocking publishers: a resource alarm" if alarm else repr(error)
+        sys.exit(f" [!] {why} (run 'make doctor' to diagnose)")

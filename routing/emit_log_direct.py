@@ -1,143 +1,40 @@
 """Routing, sending side: send a log message with its severity as the routing key.
 
-Run: python emit_log_direct.py [SEVERITY] [MESSAGE...]   e.g. error "Run. Run. Or it will explode."
-https://www.rabbitmq.com/tutorials/tutorial-four-python
+Run: python emit_log_direct.py [SEVERITY] [MESSAGE...]    e.g. error "Run. Run. Or it will explode."
 """
 
-import contextlib
 import os
-import re
 import signal
 import sys
-import urllib.parse
-from collections.abc import Iterator
 
 import pika
 
 
-def main() -> None:
+def main(params: pika.URLParameters) -> None:
     severity = sys.argv[1] if len(sys.argv) > 1 else "info"
     message = " ".join(sys.argv[2:]) or "Hello World!"
-    # AMQP carries a routing key as a "short string": at most 255 bytes.
-    if len(severity.encode()) > 255:
-        print(f"Routing key is longer than 255 bytes: {severity[:20]}...", file=sys.stderr)
-        sys.exit(2)
-    with rabbitmq_connection() as connection:
-        channel = connection.channel()
-        # A direct exchange delivers a message to the queues bound with exactly its routing key.
-        channel.exchange_declare(exchange="direct_logs", exchange_type="direct")
-        channel.basic_publish(exchange="direct_logs", routing_key=severity, body=message)
-        print(f" [x] Sent {severity}:{message}")
+    if len(severity.encode()) > 255:  # AMQP carries a routing key in at most 255 bytes
+        sys.exit(f"Routing key is longer than 255 bytes: {severity[:20]}...")
+    connection = pika.BlockingConnection(params)
+    channel = connection.channel()
+    # A direct exchange delivers a message to the queues bound with exactly its routing key.
+    channel.exchange_declare(exchange="direct_logs", exchange_type="direct")
+    channel.basic_publish(exchange="direct_logs", routing_key=severity, body=message)
+    connection.close()
+    print(f" [x] Sent {severity}:{message}")
 
 
-# --- Connection and error handling: identical in every script of this project. ---
-
-
-@contextlib.contextmanager
-def rabbitmq_connection() -> Iterator[pika.BlockingConnection]:
-    """Connect to RABBITMQ_URL and close the connection at the end.
-
-    Ctrl+C and SIGTERM end the script with ' [*] Interrupted' (exit 0); a RabbitMQ error ends it
-    with one line on stderr (exit 1) instead of a traceback.
-    """
-    url = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/%2F"
+# --- The same in every chapter script: where RabbitMQ is, Ctrl+C, one line for any error ---
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
     try:
-        if not url.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError("it must start with amqp:// or amqps://")
-        if urllib.parse.urlsplit(url).password is None and "@" in url:
-            raise ValueError("a user needs a password: amqp://user:password@host")
-        params = pika.URLParameters(url)
-    except (ValueError, TypeError, SyntaxError) as error:  # what pika raises for a bad URL
-        sys.exit(f"RABBITMQ_URL is not a valid AMQP URL: {error}")
-    params.socket_timeout = params.stack_timeout = 5.0  # fail fast when no broker answers
-    where = masked(url)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # both stop the script like Ctrl+C
-        signal.signal(signum, signal.default_int_handler)
-    try:
-        connection = connect(params, where)
-        try:
-            yield connection
-        finally:
-            # Closing the connection hands unacknowledged messages back to their queue.
-            if connection.is_open:
-                with contextlib.suppress(pika.exceptions.AMQPError):
-                    connection.close()
+        params = pika.URLParameters(os.environ.get("RABBITMQ_URL", "amqp://localhost"))
+        params.stack_timeout = 5  # give up on a broker that does not answer within 5 s,
+        params.blocked_connection_timeout = 30  # or that blocks our messages for 30 s
+        main(params)
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-        sys.exit(0)
-    except pika.exceptions.ChannelClosedByBroker as error:
-        sys.exit(channel_closed(error))
-    except pika.exceptions.AMQPConnectionError as error:
-        sys.exit(f" [!] Lost the connection to RabbitMQ at {where} ({reason(error)})")
-    except pika.exceptions.AMQPError as error:
-        sys.exit(f" [!] {type(error).__name__}: {reason(error)}")
-
-
-def connect(params: pika.URLParameters, where: str) -> pika.BlockingConnection:
-    """Open the connection, or exit with one line saying why RabbitMQ could not be used."""
-    user, vhost = params.credentials.username, params.virtual_host
-    try:
-        return pika.BlockingConnection(params)
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
-        sys.exit(
-            f"ACCESS_REFUSED: login refused for user '{user}' (wrong user or password) at {where}"
-        )
-    except pika.exceptions.ProbableAccessDeniedError:
-        sys.exit(f"NOT_ALLOWED: user '{user}' may not use virtual host '{vhost}' at {where}")
-    except (
-        pika.exceptions.AMQPError,
-        pika.adapters.utils.connection_workflow.AMQPConnectorException,
-        OSError,
-    ) as error:
-        sys.exit(
-            f"Could not connect to RabbitMQ at {where} ({reason(error)}). Start one with "
-            "'docker compose up -d' or 'make broker', or set RABBITMQ_URL."
-        )
-
-
-def masked(url: str) -> str:
-    """The broker URL with its password replaced by ****, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        user_info, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user_info.partition(':')[0]}:****@{host}")
-    return parts._replace(query="", fragment="").geturl()
-
-
-def reason(error: BaseException) -> str:
-    """The short cause inside pika's wrappers: 'Connection refused', the broker's reply text..."""
-    while error.args and isinstance(error.args[0], BaseException):
-        error = error.args[0]
-    error = getattr(error, "exception", error)  # pika's connection-workflow wrappers
-    if isinstance(
-        error, (TimeoutError, pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout)
-    ):
-        return "timed out"
-    if isinstance(error, pika.exceptions.IncompatibleProtocolError):
-        return "the server closed the connection during the AMQP handshake"
-    text = getattr(error, "reply_text", None) or getattr(error, "strerror", None) or str(error)
-    return text or type(error).__name__
-
-
-def channel_closed(error: pika.exceptions.ChannelClosedByBroker) -> str:
-    """Explain why RabbitMQ closed the channel; for a 406, how to reset the queue or exchange."""
-    # A declare must match what already exists, e.g. "inequivalent arg 'x-queue-type' for
-    # queue 'task_queue' in vhost '/': ..."; the broker keeps the old one until it is deleted.
-    found = re.search(r"for (queue|exchange) '(.*?)' in vhost '(.*?)'", error.reply_text)
-    if error.reply_code != 406 or not found:
-        return f" [!] RabbitMQ closed the channel: {error.reply_text}"
-    kind, name, vhost = found.groups()
-    if kind == "queue":
-        fix = f"delete it with 'rabbitmqctl delete_queue {name}'"
-    else:
-        fix = (
-            f"delete it (rabbitmqadmin delete exchange name={name}, or the management UI) "
-            "or use another name"
-        )
-    if vhost != "/":
-        fix += f" (in vhost '{vhost}': add {'-p' if kind == 'queue' else '-V'} {vhost})"
-    return f" [!] {error.reply_text}. To reset it, {fix}"
-
-
-if __name__ == "__main__":
-    main()
+    except Exception as error:  # one line on stderr, never a traceback
+        alarm = isinstance(error, pika.exceptions.ConnectionBlockedTimeout)
+        why = "RabbitMQ is blocking publishers: a resource alarm" if alarm else repr(error)
+        sys.exit(f" [!] {why} (run 'make doctor' to diagnose)")

@@ -1,184 +1,72 @@
 """RPC, server side: answer fib(n) requests from 'rpc_queue' on each client's reply queue.
 
-Run one or more servers: python rpc_server.py (stop with Ctrl+C), then python rpc_client.py 30.
-https://www.rabbitmq.com/tutorials/tutorial-six-python
+Run one or more: python rpc_server.py    (then python rpc_client.py 30 in another terminal)
 """
 
-import contextlib
 import os
-import re
 import signal
 import sys
-import urllib.parse
-from collections.abc import Iterator
 
 import pika
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic, BasicProperties
 
 MAX_N = 35  # the naive fib(35) already takes a second or more
 
 
 def fib(n: int) -> int:
-    """Deliberately slow: the naive recursion stands in for real work."""
+    """Slow on purpose: the naive recursion stands in for real work."""
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
 
-def main() -> None:
-    with rabbitmq_connection() as connection:
-        channel = connection.channel()
-        # Durable quorum queue: requests wait here until a server takes them.
-        channel.queue_declare(queue="rpc_queue", durable=True, arguments={"x-queue-type": "quorum"})
-
-        def on_request(
-            ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
-        ) -> None:
-            text = body.decode("utf-8", errors="backslashreplace")
-            try:
-                n = int(text)
-            except ValueError:
-                n = -1
-            error = None
-            if n < 0:
-                error = f"not a non-negative integer: {text!r}"
-            elif n > MAX_N:
-                error = f"n={n} is too large: this server computes fib(n) for n <= {MAX_N}"
-            if error:
-                print(f" [!] {error}")
-                response = error
-            else:
-                print(f" [.] fib({n})")
-                response = str(fib(n))
-            # Reply through the default exchange to the client's own queue (reply_to); the
-            # client matches the reply to its request by correlation_id. A header marks errors.
-            if props.reply_to:
-                ch.basic_publish(
-                    exchange="",
-                    routing_key=props.reply_to,
-                    properties=pika.BasicProperties(
-                        correlation_id=props.correlation_id,
-                        headers={"error": "true"} if error else None,
-                    ),
-                    body=response,
-                )
-            # Ack after replying: if the server dies mid-request, another server gets it.
-            ch.basic_ack(delivery_tag=method.delivery_tag)
-
-        # One request at a time per server, so several servers share the load evenly.
-        channel.basic_qos(prefetch_count=1)
-        channel.basic_consume(queue="rpc_queue", on_message_callback=on_request)
-        print(" [x] Awaiting RPC requests")
-        channel.start_consuming()
+def answer(text: str) -> tuple[str, bool]:
+    """The reply to a request's body, and whether it is an error."""
+    if not (text.isascii() and text.isdecimal()):
+        return f"not a non-negative integer: {text!r}", True
+    if int(text) > MAX_N:
+        return f"n={int(text)} is too large: this server computes fib(n) for n <= {MAX_N}", True
+    return str(fib(int(text))), False
 
 
-# --- Connection and error handling: identical in every script of this project. ---
+def main(params: pika.URLParameters) -> None:
+    connection = pika.BlockingConnection(params)
+    channel = connection.channel()
+    channel.queue_declare(queue="rpc_queue", durable=True, arguments={"x-queue-type": "quorum"})
+
+    def on_request(ch, method, props, body):
+        response, error = answer(body.decode(errors="backslashreplace"))
+        print(f" [!] {response}" if error else f" [.] fib({int(body)})")
+        if props.reply_to:  # reply to the client's own queue, with its correlation_id to match
+            ch.basic_publish(
+                exchange="",
+                routing_key=props.reply_to,
+                properties=pika.BasicProperties(
+                    correlation_id=props.correlation_id,
+                    headers={"error": "true"} if error else None,
+                ),
+                body=response,
+            )
+        # Ack after replying: a server that dies first leaves the request to another server.
+        ch.basic_ack(delivery_tag=method.delivery_tag)
+
+    channel.basic_qos(prefetch_count=1)  # one request at a time: servers share the load
+    channel.basic_consume(queue="rpc_queue", on_message_callback=on_request)
+    print(" [x] Awaiting RPC requests")
+    channel.start_consuming()
+    # start_consuming() returns only if RabbitMQ cancels our consumer: the queue was deleted,
+    # or (RabbitMQ 4.3) a request stayed unacknowledged longer than the consumer timeout.
+    sys.exit(" [!] RabbitMQ cancelled the consumer: queue deleted, or a request timed out?")
 
 
-@contextlib.contextmanager
-def rabbitmq_connection() -> Iterator[pika.BlockingConnection]:
-    """Connect to RABBITMQ_URL and close the connection at the end.
-
-    Ctrl+C and SIGTERM end the script with ' [*] Interrupted' (exit 0); a RabbitMQ error ends it
-    with one line on stderr (exit 1) instead of a traceback.
-    """
-    url = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/%2F"
+# --- The same in every chapter script: where RabbitMQ is, Ctrl+C, one line for any error ---
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
     try:
-        if not url.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError("it must start with amqp:// or amqps://")
-        if urllib.parse.urlsplit(url).password is None and "@" in url:
-            raise ValueError("a user needs a password: amqp://user:password@host")
-        params = pika.URLParameters(url)
-    except (ValueError, TypeError, SyntaxError) as error:  # what pika raises for a bad URL
-        sys.exit(f"RABBITMQ_URL is not a valid AMQP URL: {error}")
-    params.socket_timeout = params.stack_timeout = 5.0  # fail fast when no broker answers
-    where = masked(url)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # both stop the script like Ctrl+C
-        signal.signal(signum, signal.default_int_handler)
-    try:
-        connection = connect(params, where)
-        try:
-            yield connection
-        finally:
-            # Closing the connection hands unacknowledged messages back to their queue.
-            if connection.is_open:
-                with contextlib.suppress(pika.exceptions.AMQPError):
-                    connection.close()
+        params = pika.URLParameters(os.environ.get("RABBITMQ_URL", "amqp://localhost"))
+        params.stack_timeout = 5  # give up on a broker that does not answer within 5 s,
+        params.blocked_connection_timeout = 30  # or that blocks our messages for 30 s
+        main(params)
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-        sys.exit(0)
-    except pika.exceptions.ChannelClosedByBroker as error:
-        sys.exit(channel_closed(error))
-    except pika.exceptions.AMQPConnectionError as error:
-        sys.exit(f" [!] Lost the connection to RabbitMQ at {where} ({reason(error)})")
-    except pika.exceptions.AMQPError as error:
-        sys.exit(f" [!] {type(error).__name__}: {reason(error)}")
-
-
-def connect(params: pika.URLParameters, where: str) -> pika.BlockingConnection:
-    """Open the connection, or exit with one line saying why RabbitMQ could not be used."""
-    user, vhost = params.credentials.username, params.virtual_host
-    try:
-        return pika.BlockingConnection(params)
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
-        sys.exit(
-            f"ACCESS_REFUSED: login refused for user '{user}' (wrong user or password) at {where}"
-        )
-    except pika.exceptions.ProbableAccessDeniedError:
-        sys.exit(f"NOT_ALLOWED: user '{user}' may not use virtual host '{vhost}' at {where}")
-    except (
-        pika.exceptions.AMQPError,
-        pika.adapters.utils.connection_workflow.AMQPConnectorException,
-        OSError,
-    ) as error:
-        sys.exit(
-            f"Could not connect to RabbitMQ at {where} ({reason(error)}). Start one with "
-            "'docker compose up -d' or 'make broker', or set RABBITMQ_URL."
-        )
-
-
-def masked(url: str) -> str:
-    """The broker URL with its password replaced by ****, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        user_info, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user_info.partition(':')[0]}:****@{host}")
-    return parts._replace(query="", fragment="").geturl()
-
-
-def reason(error: BaseException) -> str:
-    """The short cause inside pika's wrappers: 'Connection refused', the broker's reply text..."""
-    while error.args and isinstance(error.args[0], BaseException):
-        error = error.args[0]
-    error = getattr(error, "exception", error)  # pika's connection-workflow wrappers
-    if isinstance(
-        error, (TimeoutError, pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout)
-    ):
-        return "timed out"
-    if isinstance(error, pika.exceptions.IncompatibleProtocolError):
-        return "the server closed the connection during the AMQP handshake"
-    text = getattr(error, "reply_text", None) or getattr(error, "strerror", None) or str(error)
-    return text or type(error).__name__
-
-
-def channel_closed(error: pika.exceptions.ChannelClosedByBroker) -> str:
-    """Explain why RabbitMQ closed the channel; for a 406, how to reset the queue or exchange."""
-    # A declare must match what already exists, e.g. "inequivalent arg 'x-queue-type' for
-    # queue 'task_queue' in vhost '/': ..."; the broker keeps the old one until it is deleted.
-    found = re.search(r"for (queue|exchange) '(.*?)' in vhost '(.*?)'", error.reply_text)
-    if error.reply_code != 406 or not found:
-        return f" [!] RabbitMQ closed the channel: {error.reply_text}"
-    kind, name, vhost = found.groups()
-    if kind == "queue":
-        fix = f"delete it with 'rabbitmqctl delete_queue {name}'"
-    else:
-        fix = (
-            f"delete it (rabbitmqadmin delete exchange name={name}, or the management UI) "
-            "or use another name"
-        )
-    if vhost != "/":
-        fix += f" (in vhost '{vhost}': add {'-p' if kind == 'queue' else '-V'} {vhost})"
-    return f" [!] {error.reply_text}. To reset it, {fix}"
-
-
-if __name__ == "__main__":
-    main()
+    except Exception as error:  # one line on stderr, never a traceback
+        alarm = isinstance(error, pika.exceptions.ConnectionBlockedTimeout)
+        why = "RabbitMQ is blocking publishers: a resource alarm" if alarm else repr(error)
+        sys.exit(f" [!] {why} (run 'make doctor' to diagnose)")

@@ -1,158 +1,50 @@
-"""Work queues, working side: take tasks from 'task_queue' one at a time and ack each when done.
+"""Work queues, working side: take tasks from 'task_queue' one at a time, ack each when done.
 
-Run one or more workers: python worker.py (stop with Ctrl+C), then send tasks with new_task.py.
-https://www.rabbitmq.com/tutorials/tutorial-two-python
+Run one or more: python worker.py    (then send tasks with new_task.py)
 """
 
-import contextlib
 import os
-import re
 import signal
 import sys
 import time
-import urllib.parse
-from collections.abc import Iterator
 
 import pika
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic, BasicProperties
 
 
-def main() -> None:
-    with rabbitmq_connection() as connection:
-        channel = connection.channel()
-        # Same declaration as new_task.py: durable quorum queue, so tasks survive a restart.
-        channel.queue_declare(
-            queue="task_queue", durable=True, arguments={"x-queue-type": "quorum"}
-        )
+def main(params: pika.URLParameters) -> None:
+    connection = pika.BlockingConnection(params)
+    channel = connection.channel()
+    channel.queue_declare(queue="task_queue", durable=True, arguments={"x-queue-type": "quorum"})
 
-        def callback(
-            ch: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
-        ) -> None:
-            # redelivered: an earlier worker got this task but never acknowledged it.
-            again = " (redelivered)" if method.redelivered else ""
-            print(f" [x] Received {body.decode('utf-8', errors='backslashreplace')}{again}")
-            time.sleep(body.count(b"."))
-            print(" [x] Done")
-            # Ack only after the work: if this worker dies first, RabbitMQ requeues the task.
-            ch.basic_ack(delivery_tag=method.delivery_tag)
+    def callback(ch, method, properties, body):
+        again = " (redelivered)" if method.redelivered else ""  # a worker took it, never acked
+        print(f" [x] Received {body.decode(errors='backslashreplace')}{again}")
+        time.sleep(body.count(b"."))
+        print(" [x] Done")
+        # Ack after the work: should this worker die first, RabbitMQ gives the task to another.
+        ch.basic_ack(delivery_tag=method.delivery_tag)
 
-        # Fair dispatch: at most one unacknowledged task per worker, so a busy worker gets no
-        # more until it acks, and the next task goes to a free one.
-        channel.basic_qos(prefetch_count=1)
-        channel.basic_consume(queue="task_queue", on_message_callback=callback)
-        print(" [*] Waiting for messages. To exit press CTRL+C")
-        channel.start_consuming()
+    # Fair dispatch: at most one unacknowledged task per worker; the next goes to a free one.
+    channel.basic_qos(prefetch_count=1)
+    channel.basic_consume(queue="task_queue", on_message_callback=callback)
+    print(" [*] Waiting for messages. To exit press CTRL+C")
+    channel.start_consuming()
+    # start_consuming() returns only if RabbitMQ cancels our consumer: the queue was deleted,
+    # or (RabbitMQ 4.3) a task stayed unacknowledged longer than the consumer timeout.
+    sys.exit(" [!] RabbitMQ cancelled the consumer: queue deleted, or a task timed out?")
 
 
-# --- Connection and error handling: identical in every script of this project. ---
-
-
-@contextlib.contextmanager
-def rabbitmq_connection() -> Iterator[pika.BlockingConnection]:
-    """Connect to RABBITMQ_URL and close the connection at the end.
-
-    Ctrl+C and SIGTERM end the script with ' [*] Interrupted' (exit 0); a RabbitMQ error ends it
-    with one line on stderr (exit 1) instead of a traceback.
-    """
-    url = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/%2F"
+# --- The same in every chapter script: where RabbitMQ is, Ctrl+C, one line for any error ---
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
     try:
-        if not url.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError("it must start with amqp:// or amqps://")
-        if urllib.parse.urlsplit(url).password is None and "@" in url:
-            raise ValueError("a user needs a password: amqp://user:password@host")
-        params = pika.URLParameters(url)
-    except (ValueError, TypeError, SyntaxError) as error:  # what pika raises for a bad URL
-        sys.exit(f"RABBITMQ_URL is not a valid AMQP URL: {error}")
-    params.socket_timeout = params.stack_timeout = 5.0  # fail fast when no broker answers
-    where = masked(url)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # both stop the script like Ctrl+C
-        signal.signal(signum, signal.default_int_handler)
-    try:
-        connection = connect(params, where)
-        try:
-            yield connection
-        finally:
-            # Closing the connection hands unacknowledged messages back to their queue.
-            if connection.is_open:
-                with contextlib.suppress(pika.exceptions.AMQPError):
-                    connection.close()
+        params = pika.URLParameters(os.environ.get("RABBITMQ_URL", "amqp://localhost"))
+        params.stack_timeout = 5  # give up on a broker that does not answer within 5 s,
+        params.blocked_connection_timeout = 30  # or that blocks our messages for 30 s
+        main(params)
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-        sys.exit(0)
-    except pika.exceptions.ChannelClosedByBroker as error:
-        sys.exit(channel_closed(error))
-    except pika.exceptions.AMQPConnectionError as error:
-        sys.exit(f" [!] Lost the connection to RabbitMQ at {where} ({reason(error)})")
-    except pika.exceptions.AMQPError as error:
-        sys.exit(f" [!] {type(error).__name__}: {reason(error)}")
-
-
-def connect(params: pika.URLParameters, where: str) -> pika.BlockingConnection:
-    """Open the connection, or exit with one line saying why RabbitMQ could not be used."""
-    user, vhost = params.credentials.username, params.virtual_host
-    try:
-        return pika.BlockingConnection(params)
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
-        sys.exit(
-            f"ACCESS_REFUSED: login refused for user '{user}' (wrong user or password) at {where}"
-        )
-    except pika.exceptions.ProbableAccessDeniedError:
-        sys.exit(f"NOT_ALLOWED: user '{user}' may not use virtual host '{vhost}' at {where}")
-    except (
-        pika.exceptions.AMQPError,
-        pika.adapters.utils.connection_workflow.AMQPConnectorException,
-        OSError,
-    ) as error:
-        sys.exit(
-            f"Could not connect to RabbitMQ at {where} ({reason(error)}). Start one with "
-            "'docker compose up -d' or 'make broker', or set RABBITMQ_URL."
-        )
-
-
-def masked(url: str) -> str:
-    """The broker URL with its password replaced by ****, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        user_info, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user_info.partition(':')[0]}:****@{host}")
-    return parts._replace(query="", fragment="").geturl()
-
-
-def reason(error: BaseException) -> str:
-    """The short cause inside pika's wrappers: 'Connection refused', the broker's reply text..."""
-    while error.args and isinstance(error.args[0], BaseException):
-        error = error.args[0]
-    error = getattr(error, "exception", error)  # pika's connection-workflow wrappers
-    if isinstance(
-        error, (TimeoutError, pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout)
-    ):
-        return "timed out"
-    if isinstance(error, pika.exceptions.IncompatibleProtocolError):
-        return "the server closed the connection during the AMQP handshake"
-    text = getattr(error, "reply_text", None) or getattr(error, "strerror", None) or str(error)
-    return text or type(error).__name__
-
-
-def channel_closed(error: pika.exceptions.ChannelClosedByBroker) -> str:
-    """Explain why RabbitMQ closed the channel; for a 406, how to reset the queue or exchange."""
-    # A declare must match what already exists, e.g. "inequivalent arg 'x-queue-type' for
-    # queue 'task_queue' in vhost '/': ..."; the broker keeps the old one until it is deleted.
-    found = re.search(r"for (queue|exchange) '(.*?)' in vhost '(.*?)'", error.reply_text)
-    if error.reply_code != 406 or not found:
-        return f" [!] RabbitMQ closed the channel: {error.reply_text}"
-    kind, name, vhost = found.groups()
-    if kind == "queue":
-        fix = f"delete it with 'rabbitmqctl delete_queue {name}'"
-    else:
-        fix = (
-            f"delete it (rabbitmqadmin delete exchange name={name}, or the management UI) "
-            "or use another name"
-        )
-    if vhost != "/":
-        fix += f" (in vhost '{vhost}': add {'-p' if kind == 'queue' else '-V'} {vhost})"
-    return f" [!] {error.reply_text}. To reset it, {fix}"
-
-
-if __name__ == "__main__":
-    main()
+    except Exception as error:  # one line on stderr, never a traceback
+        alarm = isinstance(error, pika.exceptions.ConnectionBlockedTimeout)
+        why = "RabbitMQ is blocking publishers: a resource alarm" if alarm else repr(error)
+        sys.exit(f" [!] {why} (run 'make doctor' to diagnose)")
