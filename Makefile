@@ -11,12 +11,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup tour test broker inspect bench lint clean
+.PHONY: help setup tour test broker doctor inspect bench lint clean
 
 help:
 	@echo "make tour     run every chapter against a throwaway broker (CHAPTER=topics for one)"
 	@echo "make test     run the test suite against a throwaway broker"
 	@echo "make broker   start a broker and keep it until Ctrl+C (PORT=5672 to fix the port)"
+	@echo "make doctor   check the broker at RABBITMQ_URL; say what is wrong and how to fix it"
 	@echo "make inspect  show the queues, exchanges and bindings of the broker at RABBITMQ_URL"
 	@echo "make bench    measure publisher confirms, RPC and idle CPU; print the table"
 	@echo "make lint     ruff check and format check"
@@ -39,6 +40,9 @@ test: setup
 
 broker: setup
 	$(PY) -m tutorial_tools.broker $(if $(PORT),--port $(PORT))
+
+doctor: $(STAMP)
+	@$(PY) -m tutorial_tools.doctor
 
 inspect: $(STAMP)
 	$(PY) -m tutorial_tools.inspector

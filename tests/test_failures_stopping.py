@@ -1,7 +1,8 @@
-"""Every script fails well (issue 4), part 2: stopping receivers, killing workers, losing RabbitMQ.
+"""Every script fails well, part 2: stopping, being stopped, and being held up by RabbitMQ.
 
 Ctrl+C and SIGTERM end a waiting script quietly; a worker stopped or killed mid-task leaves
-the task to another worker; a receiver whose broker goes away says so in one line.
+the task to another worker; a receiver whose broker goes away, or whose consumer the broker
+cancels, says so in one line; a publisher blocked by a resource alarm gives up and says why.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import queue
 import re
 import signal
 import time
+import urllib.parse
 from collections.abc import Callable
 
 import pika
@@ -149,7 +151,7 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
     assert sandbox.message_count("task_queue") == 0
 
 
-LOST = r" \[!\] Lost the connection to RabbitMQ at amqp://guest:\*\*\*\*@\S+ \(.+\)"
+HINT = "(run 'make doctor' to diagnose)"
 
 
 @pytest.mark.restart
@@ -162,4 +164,67 @@ def test_a_receiver_whose_broker_goes_away_says_so_in_one_line(restartable, sand
     for script, proc in receivers.items():
         assert proc.wait(timeout=10) == 1, script
         [line] = proc.stderr
-        assert re.fullmatch(LOST, line), line
+        # CONNECTION_FORCED when the broker says goodbye first, else the lost socket.
+        assert re.fullmatch(
+            rf" \[!\] .*(CONNECTION_FORCED|StreamLostError).* {re.escape(HINT)}", line
+        )
+
+
+def consumed_queue(sandbox, script: str) -> str:
+    """The queue a running receiver consumes: its named queue, or its server-named one."""
+    named = {"hello_world/receive.py": "hello", "work_queues/worker.py": "task_queue"}
+    named["rpc/rpc_server.py"] = "rpc_queue"
+    if script in named:
+        return named[script]
+    (queue,) = sandbox.queue_names()  # the receiver's exclusive amq.gen-... queue
+    return queue
+
+
+@pytest.mark.parametrize("script", RECEIVERS)
+def test_a_consumer_whose_queue_is_deleted_says_it_was_cancelled_and_exits_1(sandbox, script):
+    args, ready = RECEIVERS[script]
+    proc = sandbox.start(script, *args, ready=ready)
+    queue = consumed_queue(sandbox, script)
+    if queue.startswith("amq.gen-"):  # exclusive: only rabbitmqctl may delete it
+        if sandbox.broker.source == "url":
+            pytest.skip("rabbitmqctl cannot reach the broker named by RABBITMQ_URL")
+        sandbox.rabbitmqctl("delete_queue", "-p", sandbox.vhost, queue)
+    else:
+        vhost = urllib.parse.quote(sandbox.vhost, safe="")
+        sandbox.broker.management_api("DELETE", f"/api/queues/{vhost}/{queue}")
+    assert proc.wait() == 1
+    [line] = proc.stderr
+    assert line.startswith(" [!] RabbitMQ cancelled the consumer: "), line
+    assert "Traceback" not in proc.output
+
+
+# Every script that publishes, with its arguments, and the line it prints once the broker has
+# taken its messages (which it must not print while a resource alarm blocks it).
+PUBLISHERS = {
+    "hello_world/send.py": ((), " [x] Sent"),
+    "work_queues/new_task.py": (("Blocked task.",), " [x] Sent"),
+    "publish_subscribe/emit_log.py": ((), " [x] Sent"),
+    "routing/emit_log_direct.py": ((), " [x] Sent"),
+    "topics/emit_log_topic.py": ((), " [x] Sent"),
+    "rpc/rpc_client.py": (("5", "--timeout", "60"), " [.] Got"),
+    "publisher_confirms/publish_individually.py": (("10",), " [x] 10 of 10"),
+    "publisher_confirms/publish_in_batches.py": (("10",), " [x] 10 of 10"),
+    "publisher_confirms/publish_async.py": (("10",), " [x] 10 of 10"),
+}
+
+
+def test_publishers_blocked_by_a_resource_alarm_give_up_and_say_so(sandbox):
+    if sandbox.broker.source == "url":
+        pytest.skip("rabbitmqctl cannot reach the broker named by RABBITMQ_URL")
+    sandbox.rabbitmqctl("set_vm_memory_high_watermark", "0.00001")  # a memory alarm, at once
+    try:
+        # All at once, so that the 30 s each waits for the alarm to clear are paid once.
+        running = {script: sandbox.start(script, *args) for script, (args, _) in PUBLISHERS.items()}
+        ended = {script: proc.wait(timeout=90) for script, proc in running.items()}
+    finally:
+        sandbox.rabbitmqctl("set_vm_memory_high_watermark", "0.4")
+    assert ended == dict.fromkeys(PUBLISHERS, 1)
+    for script, proc in running.items():
+        [line] = proc.stderr
+        assert line == f" [!] RabbitMQ is blocking publishers: a resource alarm {HINT}", script
+        assert not proc.matching(f"^{re.escape(PUBLISHERS[script][1])}"), script

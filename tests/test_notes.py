@@ -20,6 +20,7 @@ RUN_BY_CI = {
     "make test": "run_tests",  # make test, with pytest's exit code 5 handled
     "make broker": "make broker",
     "make inspect": "make inspect",
+    "make doctor": "make doctor",
     "make bench": "make bench",
     "docker compose up -d": f"{COMPOSE_IN_CI} up -d",
     "docker compose down -v": f"{COMPOSE_IN_CI} down -v",

@@ -141,7 +141,7 @@ def test_async_publishes_nacked_messages_again_until_the_broker_takes_them(
     "end, code, line",
     [
         ("ctrl-c", 0, r"^ \[\*\] Interrupted$"),
-        ("broker closes it", 1, r"^ \[!\] Lost the connection to RabbitMQ at .*CONNECTION_FORCED"),
+        ("broker closes it", 1, r"^ \[!\] ConnectionClosedByBroker: .*CONNECTION_FORCED"),
     ],
     ids=["ctrl-c", "broker-closes-it"],
 )

@@ -59,6 +59,9 @@ class Step:
         return shlex.join(["python", self.script, *self.args])
 
 
+QUORUM = (("x-queue-type", "quorum"),)
+
+
 @dataclass(frozen=True)
 class Chapter:
     slug: str  # the folder
@@ -66,6 +69,10 @@ class Chapter:
     terminals: tuple[Terminal, ...]
     steps: tuple[Step, ...]
     showed: str  # one line for the tour: what the chapter showed
+    # What its scripts declare, as they declare it (`make doctor` compares a broker's with it):
+    # named queues, all durable, with their arguments; exchanges with their types.
+    queues: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    exchanges: tuple[tuple[str, str], ...] = ()
 
 
 def _route(key: str, message: str, *where: str, script: str = "topics/emit_log_topic.py") -> Step:
@@ -94,6 +101,7 @@ HELLO_WORLD = Chapter(
         ),
     ),
     showed="the message sent to queue 'hello' reached the receiver once",
+    queues=(("hello", QUORUM),),
 )
 
 WORK_QUEUES = Chapter(
@@ -122,6 +130,7 @@ WORK_QUEUES = Chapter(
         for task in ("First task.", "Second task..", "Third task.", "Fourth task..")
     ),
     showed="four tasks on 'task_queue' were shared by the two workers, each done once",
+    queues=(("task_queue", QUORUM),),
 )
 
 PUBLISH_SUBSCRIBE = Chapter(
@@ -144,6 +153,7 @@ PUBLISH_SUBSCRIBE = Chapter(
         for message in ("info: Hello World!", "warning: disk 90% full")
     ),
     showed="every log on the fanout exchange 'logs' reached both receivers",
+    exchanges=(("logs", "fanout"),),
 )
 
 ROUTING = Chapter(
@@ -166,6 +176,7 @@ ROUTING = Chapter(
         ),
     ),
     showed="each severity reached exactly the queues bound to it; 'debug' was dropped",
+    exchanges=(("direct_logs", "direct"),),
 )
 
 TOPICS = Chapter(
@@ -193,6 +204,7 @@ TOPICS = Chapter(
         ),
     ),
     showed="each routing key reached the queues whose patterns match it, once; '#' got them all",
+    exchanges=(("topic_logs", "topic"),),
 )
 
 RPC = Chapter(
@@ -215,6 +227,7 @@ RPC = Chapter(
         for args, n, answer in (((), 30, 832040), (("10",), 10, 55))
     ),
     showed="each request on 'rpc_queue' got its own answer back through reply_to",
+    queues=(("rpc_queue", QUORUM),),
 )
 
 PUBLISHER_CONFIRMS = Chapter(
@@ -271,6 +284,15 @@ PUBLISHER_CONFIRMS = Chapter(
     ),
     showed="every message was confirmed; mandatory brought the unroutable one back; a full "
     "queue nacked",
+    queues=(
+        ("confirms_individually", QUORUM),
+        ("confirms_batches", QUORUM),
+        ("confirms_async", QUORUM),
+        (
+            "confirms_full",
+            (("x-queue-type", "classic"), ("x-max-length", 1), ("x-overflow", "reject-publish")),
+        ),
+    ),
 )
 
 CHAPTERS: tuple[Chapter, ...] = (

@@ -1,0 +1,335 @@
+"""make doctor: what stands between the chapter scripts and the broker, and how to fix it.
+
+    python -m tutorial_tools.doctor            (make doctor)
+
+Checks the broker at RABBITMQ_URL (the scripts' default, amqp://guest:guest@localhost:5672/%2F,
+when unset), one line per check: `ok`, `note` (worth knowing, not a problem) or `FAIL` with the
+command that fixes it. Where one check fails, the checks that need it are skipped. The
+management plugin's HTTP API (RABBITMQ_MANAGEMENT_URL, default port 15672 on the same host) is
+used where it answers, for the alarms and the virtual host; everything else goes over AMQP.
+Exit status 1 when any check failed, else 0. No password is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
+
+from tutorial_tools.broker import BrokerError, UrlBroker, masked
+from tutorial_tools.chapters import CHAPTERS
+
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+TIMEOUT = 5.0  # seconds for a broker that does not answer, as in the chapter scripts
+AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+HOW_TO_START = "start one ('docker compose up -d', or 'make broker' and its export line)"
+
+
+class Stop(Exception):
+    """A check failed that the later checks need."""
+
+
+@dataclass
+class Line:
+    status: str  # "ok", "note" or "FAIL"
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.status:<5} {self.text}"
+
+
+def ctl(vhost: str, *args: str) -> str:
+    """A rabbitmqctl command line for the virtual host, as a learner would type it."""
+    command, *rest = args
+    return " ".join(["rabbitmqctl", command, *(["-p", vhost] if vhost != "/" else []), *rest])
+
+
+def printable(url: str) -> str:
+    """The URL with its password masked, or a placeholder when it cannot even be split."""
+    try:
+        return masked(url)
+    except ValueError:
+        return "RABBITMQ_URL (not a valid URL)"
+
+
+class Doctor:
+    def __init__(self, url: str, management_url: str | None, say: Callable[[Line], None]) -> None:
+        self.url, self.where = url, printable(url)
+        self.management_url = management_url
+        self.say = say
+        self.failed = False
+
+    def ok(self, text: str) -> None:
+        self.say(Line("ok", text))
+
+    def note(self, text: str) -> None:
+        self.say(Line("note", text))
+
+    def fail(self, text: str) -> None:
+        self.failed = True
+        self.say(Line("FAIL", text))
+
+    def run(self) -> int:
+        try:
+            params = self.check_url()
+            self.check_listener(params)
+            connection = self.check_login(params)
+            try:
+                self.check_versions(connection)
+                self.check_alarms()
+                self.check_declarations(connection, params.virtual_host)
+            finally:
+                if connection.is_open:
+                    connection.close()
+        except Stop:
+            self.note("the remaining checks need what failed above")
+        return 1 if self.failed else 0
+
+    # -- the URL, the port, the login ---------------------------------------------------
+
+    def check_url(self) -> pika.URLParameters:
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            if parts.scheme not in ("amqp", "amqps"):
+                raise ValueError("it must start with amqp:// or amqps://")
+            if parts.username is not None and parts.password is None:
+                raise ValueError("a user needs a password: amqp://USER:PASSWORD@HOST:PORT/VHOST")
+            params = pika.URLParameters(self.url)
+        except Exception as error:  # pika raises ValueError, TypeError, SyntaxError...
+            self.fail(f"RABBITMQ_URL is not a valid AMQP URL ({error}): e.g. {DEFAULT_URL}")
+            raise Stop from error
+        params.socket_timeout = params.stack_timeout = TIMEOUT
+        self.ok(
+            f"RABBITMQ_URL is {self.where}: host {params.host}, port {params.port}, "
+            f"virtual host {params.virtual_host!r}, user {params.credentials.username!r}"
+        )
+        return params
+
+    def check_listener(self, params: pika.URLParameters) -> None:
+        """Something listens at host:port, and it speaks AMQP (not HTTP, not silence)."""
+        address = f"{params.host}:{params.port}"
+        try:
+            with socket.create_connection((params.host, params.port), timeout=TIMEOUT) as sock:
+                if params.ssl_options:
+                    self.ok(f"{address} accepts connections (TLS: the login below tells more)")
+                    return
+                sock.sendall(AMQP_HEADER)
+                answer = sock.recv(8)
+        except socket.gaierror:
+            self.fail(f"the host {params.host!r} is unknown: check RABBITMQ_URL")
+            raise Stop from None
+        except ConnectionRefusedError:
+            self.fail(f"nothing listens on {address}: {HOW_TO_START}, or set RABBITMQ_URL")
+            raise Stop from None
+        except TimeoutError:
+            self.fail(
+                f"{address} did not answer the AMQP greeting within {TIMEOUT:g} s: is it "
+                "RabbitMQ's AMQP port (usually 5672; the management UI's 15672 is not)?"
+            )
+            raise Stop from None
+        except OSError as error:
+            self.fail(f"cannot reach {address}: {error.strerror or error}")
+            raise Stop from None
+        if answer.startswith(b"HTTP/"):
+            self.fail(
+                f"{address} is an HTTP server (the management UI?), not AMQP: RabbitMQ's AMQP "
+                "port is usually 5672"
+            )
+            raise Stop
+        if not answer:
+            self.fail(
+                f"{address} hung up on the AMQP greeting: is it RabbitMQ's AMQP port (usually "
+                "5672; the management UI's 15672 is not)?"
+            )
+            raise Stop
+        self.ok(f"RabbitMQ answers on {address}")
+
+    def check_login(self, params: pika.URLParameters) -> pika.BlockingConnection:
+        user, vhost = params.credentials.username, params.virtual_host
+        try:
+            connection = pika.BlockingConnection(params)
+        except pika.exceptions.ProbableAuthenticationError:
+            self.fail(
+                f"RabbitMQ refused user {user!r} (ACCESS_REFUSED): a wrong password, or 'guest' "
+                "from another host (guest may log in from localhost only); make a user with "
+                "'rabbitmqctl add_user NAME PASSWORD' and put it in RABBITMQ_URL"
+            )
+            raise Stop from None
+        except pika.exceptions.ProbableAccessDeniedError:
+            grant = f'\'rabbitmqctl set_permissions -p {vhost} {user} ".*" ".*" ".*"\''
+            exists = self.vhost_exists(params)
+            if exists:
+                self.fail(f"user {user!r} has no permissions on virtual host {vhost!r}: {grant}")
+            else:
+                known = "does not exist" if exists is False else "does not exist, or grants nothing"
+                self.fail(
+                    f"user {user!r} may not use virtual host {vhost!r}: it {known} (NOT_ALLOWED); "
+                    f"make it with 'rabbitmqctl add_vhost {vhost}', then {grant}"
+                )
+            raise Stop from None
+        except pika.exceptions.AMQPError as error:
+            self.fail(f"could not open an AMQP connection to {self.where}: {error!r}")
+            raise Stop from None
+        self.ok(f"user {user!r} logged in to virtual host {vhost!r}")
+        return connection
+
+    # -- the broker itself --------------------------------------------------------------
+
+    def check_versions(self, connection: pika.BlockingConnection) -> None:
+        properties = connection._impl.server_properties or {}  # connection.start's properties
+
+        def text(key: str) -> str:
+            value = properties.get(key, b"?")
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        version, platform = text("version"), text("platform").replace("Erlang/OTP ", "")
+        major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+        if text("product") != "RabbitMQ" or major_minor < (3, 10):
+            self.fail(
+                f"{text('product')} {version} on Erlang {platform}: the chapters need "
+                "RabbitMQ 3.10 or newer"
+            )
+        else:
+            self.ok(f"RabbitMQ {version} on Erlang {platform}")
+
+    def vhost_exists(self, params: pika.URLParameters) -> bool | None:
+        """Ask the management API; None when it does not answer (the plugin may be off)."""
+        management_url = self.management_url or f"http://{params.host}:15672"
+        api = UrlBroker(self.url, management_url=management_url)
+        try:
+            vhosts = api.management_api("GET", "/api/vhosts") or []
+        except BrokerError:
+            return None
+        return params.virtual_host in {vhost["name"] for vhost in vhosts}
+
+    def check_alarms(self) -> None:
+        """Publish one message that no queue takes: under a resource alarm, RabbitMQ answers
+        with connection.blocked and a reason. (The management API's alarm flags lag by up to
+        its statistics interval, 5 s.)"""
+        reasons = probe_blocked(self.url)
+        if not reasons:
+            self.ok("no resource alarm: publishers are not blocked")
+        fixes = {
+            "memory": "free memory, or raise the limit: "
+            "'rabbitmqctl set_vm_memory_high_watermark 0.6'",
+            "disk": "free disk space, or lower the limit: 'rabbitmqctl set_disk_free_limit 1GB'",
+        }
+        for reason in reasons:
+            kind = "memory" if "memory" in reason else "disk" if "disk" in reason else reason
+            self.fail(
+                f"RabbitMQ is blocking publishers ({reason}): a {kind} alarm is in effect, and "
+                f"every publisher waits until it clears; {fixes.get(kind, 'see its log')}"
+            )
+
+    def check_declarations(self, connection: pika.BlockingConnection, vhost: str) -> None:
+        """Each queue and exchange the chapters declare: absent, the same, or a 406 to come."""
+        absent = []
+        for chapter in CHAPTERS:
+            for name, arguments in chapter.queues:
+                if not self.check_queue(connection, vhost, chapter.slug, name, dict(arguments)):
+                    absent.append(f"queue {name}")
+            for name, kind in chapter.exchanges:
+                if not self.check_exchange(connection, vhost, chapter.slug, name, kind):
+                    absent.append(f"exchange {name}")
+        if absent:
+            self.ok(f"not declared yet (the chapter scripts declare them): {', '.join(absent)}")
+
+    def check_queue(
+        self, connection: pika.BlockingConnection, vhost: str, slug: str, name: str, args: dict
+    ) -> bool:
+        """False when the queue does not exist yet."""
+        try:
+            ready = connection.channel().queue_declare(name, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            if closed.reply_code == 404:
+                return False
+            self.fail(f"queue {name!r} ({slug}): {closed.reply_text}")
+            return True
+        try:
+            # The chapter's own declaration: a no-op if the queue is as the chapter wants it.
+            connection.channel().queue_declare(name, durable=True, arguments=args)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            self.fail(
+                f"queue {name!r} exists with other arguments than {slug} declares "
+                f"({closed.reply_text}): delete it with '{ctl(vhost, 'delete_queue', name)}'"
+            )
+            return True
+        if ready:
+            self.note(
+                f"queue {name!r} ({slug}) holds {ready} message(s) from earlier runs: its "
+                f"consumer gets them first; to drop them: '{ctl(vhost, 'purge_queue', name)}'"
+            )
+        else:
+            self.ok(f"queue {name!r} ({slug}) is as the chapter declares it, and empty")
+        return True
+
+    def check_exchange(
+        self, connection: pika.BlockingConnection, vhost: str, slug: str, name: str, kind: str
+    ) -> bool:
+        """False when the exchange does not exist yet."""
+        try:
+            connection.channel().exchange_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            if closed.reply_code == 404:
+                return False
+            self.fail(f"exchange {name!r} ({slug}): {closed.reply_text}")
+            return True
+        try:
+            connection.channel().exchange_declare(name, exchange_type=kind)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            api = f"/api/exchanges/{urllib.parse.quote(vhost, safe='')}/{name}"
+            self.fail(
+                f"exchange {name!r} exists with other settings than {slug} declares "
+                f"({closed.reply_text}): delete it in the management UI, or with "
+                f"'curl -u USER:PASSWORD -X DELETE http://HOST:15672{api}'"
+            )
+            return True
+        self.ok(f"exchange {name!r} ({slug}) is a {kind} exchange, as the chapter declares it")
+        return True
+
+
+def probe_blocked(url: str) -> list[str]:
+    """Without the management API: publish one message that no queue takes, and see whether the
+    broker answers with connection.blocked. The reasons it gives ('low on memory', ...)."""
+    params = pika.URLParameters(url)
+    params.socket_timeout = params.stack_timeout = TIMEOUT
+    params.blocked_connection_timeout = 1.0
+    reasons: list[str] = []
+    connection = pika.BlockingConnection(params)
+    connection.add_on_connection_blocked_callback(
+        lambda _connection, frame: reasons.append(frame.method.reason)
+    )
+    try:
+        connection.channel().basic_publish("", "tutorial-doctor-probe-routes-nowhere", b"")
+        connection.process_data_events(time_limit=1.0)
+        connection.close()
+    except pika.exceptions.AMQPError:
+        pass  # a blocked connection cannot close cleanly; the reasons are what matters
+    return reasons
+
+
+def main() -> int:
+    url = os.environ.get("RABBITMQ_URL") or DEFAULT_URL
+    try:
+        where = masked(url)
+    except ValueError:
+        where = "RABBITMQ_URL (not a valid URL)"
+    print(f"make doctor: the broker at {where}", flush=True)
+    doctor = Doctor(
+        url, os.environ.get("RABBITMQ_MANAGEMENT_URL"), lambda line: print(line, flush=True)
+    )
+    try:
+        code = doctor.run()
+    except KeyboardInterrupt:
+        return 130
+    print("All checks passed." if code == 0 else "Some checks failed: see FAIL above.")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
