@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
-	@$(PY) -m tutorial_tools.broker --ensure-source
+	@$(PY) -m tutorial_tools.provision
 
 tour: setup
 	$(PY) -m tutorial_tools.tour $(CHAPTER) $(TOUR_ARGS)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
-from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, start_broker
+from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
 from tutorial_tools.processes import ScriptProcess, run_script
 
 
@@ -52,8 +52,7 @@ class Sandbox:
             return connection.channel().queue_declare(queue, passive=True).method.message_count
 
     def queue_names(self) -> set[str]:
-        queues = self.broker.management_api("GET", f"/api/queues/{_quote(self.vhost)}")
-        return {q["name"] for q in queues}
+        return {q["name"] for q in self.broker.management.get("queues", self.vhost)}
 
     def rabbitmqctl(self, *args: str) -> str:
         return self.broker.rabbitmqctl(*args)
@@ -66,23 +65,14 @@ class Sandbox:
             proc.stop()
 
 
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
-
-
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     """The session's broker, from TUTORIAL_BROKER_SOURCE or the first source that works."""
     try:
-        running = start_broker()
+        with make_broker() as running:
+            yield running
     except BrokerUnavailable as exc:
         pytest.exit(f"no broker for the tests: {exc}", returncode=1)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

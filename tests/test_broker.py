@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
 import sys
 
+import docker
 import pika
+import psutil
 import pytest
 
 from tutorial_tools.broker import Broker, UrlBroker
+from tutorial_tools.management import ManagementApi
 from tutorial_tools.processes import ScriptProcess
 
 
@@ -40,8 +44,6 @@ def still_running(described: str) -> list[str]:
         return [f"process {pid} of node {node[1]}" for pid in found.stdout.split()]
     container = re.search(r"\((tutorial-rabbitmq-\S+), image", described)
     assert container, f"cannot tell which broker this is: {described}"
-    import docker
-
     client = docker.from_env()
     try:
         return [c.name for c in client.containers.list(all=True, filters={"name": container[1]})]
@@ -65,28 +67,66 @@ def test_url_source_uses_the_broker_it_is_given_and_never_stops_it(broker: Broke
         given.restart()
 
 
-def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: Broker, tmp_path):
+def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: Broker):
     if broker.source == "url":
         pytest.skip("the url source starts nothing of its own")
     cli = ScriptProcess(
-        "tutorial_tools/broker.py",
-        ["--source", broker.source],
-        env={"RABBITMQ_URL": "", "TUTORIAL_BROKER_STATE": str(tmp_path / "broker.json")},
+        "tutorial_tools/broker.py", ["--source", broker.source], env={"RABBITMQ_URL": ""}
     )
     try:
         export = cli.wait_for(r"^\s+export RABBITMQ_URL=amqp://", timeout=120)[0]
-        described = cli.matching(r"^RabbitMQ is up: ")[0]
+        described = cli.matching(r"^Using the ")[0]
         url = export.split("=", 1)[1]
         publish_kept_message(url)
-        assert (tmp_path / "broker.json").exists()
+        management = cli.matching(r"^\s+export RABBITMQ_MANAGEMENT_URL=http://")[0].split("=", 1)[1]
+        assert ManagementApi(management, "guest", "guest").get("queues", "/", "kept")["durable"]
         assert cli.interrupt(timeout=60) == 0
     finally:
         cli.stop()
     assert "Traceback" not in cli.output
     assert still_running(described) == []
-    assert not (tmp_path / "broker.json").exists()
     with pytest.raises(pika.exceptions.AMQPConnectionError):
         pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1&socket_timeout=2"))
+
+
+def listening(broker: Broker) -> list[tuple[str, int]]:
+    """(address, port) of every socket on this machine that listens for ``broker``."""
+    if broker.source == "local":
+        # Every process of the node: the Erlang VM, its helpers, its own epmd.
+        pids = broker.process.pids()
+        return [
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids
+        ]
+    # A container's ports on this machine are what its engine publishes (where the engine
+    # listens itself, as Podman's conmon or Docker's proxy do, those sockets too).
+    client = docker.from_env()
+    try:
+        container = client.containers.get(broker.name)
+        bindings = [b for bs in container.ports.values() if bs for b in bs]
+    finally:
+        client.close()
+    published = {(b["HostIp"] or "0.0.0.0", int(b["HostPort"])) for b in bindings}
+    ports = {port for _, port in published}
+    return sorted(
+        published
+        | {
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+        }
+    )
+
+
+def test_every_listener_of_a_broker_we_started_is_on_loopback_only(broker: Broker):
+    if broker.source == "url":
+        pytest.skip("the broker named by RABBITMQ_URL is not one we started")
+    found = listening(broker)
+    # It does see the broker's listeners: every port the broker says it has (a local node's
+    # Erlang distribution port and epmd among them).
+    assert {port for _, port in found} >= set(broker.ports.values()), found
+    assert [(ip, port) for ip, port in found if not ipaddress.ip_address(ip).is_loopback] == []
 
 
 def test_no_source_at_all_names_the_three_ways_to_get_a_broker(tmp_path):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tutorial_tools.broker import wait_until
 from tutorial_tools.chapters import WAITING_MESSAGES
+from tutorial_tools.waiting import wait_until
 
 SENT = " [x] Sent 'Hello World!'"
 RECEIVED = " [x] Received Hello World!"

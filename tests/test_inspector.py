@@ -1,15 +1,13 @@
-"""The inspector shows a broker's queues, exchanges and bindings, whatever its source."""
+"""The inspector shows a broker's queues, exchanges and bindings, through the management API."""
 
 from __future__ import annotations
-
-import json
-import time
 
 import pytest
 
 from tutorial_tools import inspector
-from tutorial_tools.broker import AttachedBroker, UrlBroker
+from tutorial_tools.broker import UrlBroker
 from tutorial_tools.processes import run_script
+from tutorial_tools.waiting import wait_until
 
 
 @pytest.fixture
@@ -25,47 +23,30 @@ def rows(tables, title_start):
     return next(t for t in tables if t.title.startswith(title_start)).rows
 
 
-def eventually_shows_the_chapter_state(inspect, timeout: float = 30) -> None:
-    """Message counts of quorum queues and of the HTTP API are refreshed every few seconds:
-    wait for the state, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            assert_shows_the_chapter_state(inspect())
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+def shows_the_chapter_state(tables) -> bool:
+    return (
+        ("hello", "2", "0") in rows(tables, "Queues")
+        and ("direct_logs", "direct") in rows(tables, "Exchanges")
+        and {key for source, _, key in rows(tables, "Bindings") if source == "direct_logs"}
+        == {"info", "error"}
+    )
 
 
-def assert_shows_the_chapter_state(tables):
-    assert ("hello", "2", "0") in rows(tables, "Queues")
-    assert ("direct_logs", "direct") in rows(tables, "Exchanges")
-    bindings = rows(tables, "Bindings")
-    assert {key for source, _, key in bindings if source == "direct_logs"} == {"info", "error"}
+def test_shows_the_queues_exchanges_and_bindings_of_a_broker_given_by_url(bound_receiver, broker):
+    api = UrlBroker(bound_receiver.url, management_url=broker.management_url).management
+    # The API refreshes its message counts every few seconds: wait for the state.
+    wait_until(
+        lambda: shows_the_chapter_state(inspector.inspect(api, bound_receiver.vhost)),
+        30,
+        "the inspector to show two messages on 'hello' and the bindings of 'direct_logs'",
+    )
 
 
-def test_through_rabbitmqctl_of_the_broker_make_broker_keeps(bound_receiver, restartable, tmp_path):
-    state = tmp_path / "broker.json"
-    state.write_text(json.dumps(restartable.state()))
-    attached = AttachedBroker.from_state_file(state)
-    eventually_shows_the_chapter_state(lambda: inspector.inspect(attached, bound_receiver.vhost))
-
-
-def test_through_the_management_api_of_a_broker_given_by_url(bound_receiver, broker):
-    url_only = UrlBroker(bound_receiver.url, management_url=broker.management_url).start()
-    eventually_shows_the_chapter_state(lambda: inspector.inspect(url_only, bound_receiver.vhost))
-
-
-def test_command_line_prints_the_three_tables(bound_receiver, broker, tmp_path):
+def test_command_line_prints_the_three_tables(bound_receiver, broker):
     proc = run_script(
         "tutorial_tools/inspector.py",
         url=bound_receiver.url,
-        env={
-            "RABBITMQ_MANAGEMENT_URL": broker.management_url,
-            "TUTORIAL_BROKER_STATE": str(tmp_path / "none.json"),
-        },
+        env={"RABBITMQ_MANAGEMENT_URL": broker.management_url},
     )
     assert proc.process.returncode == 0, proc.output
     titles = [line for line in proc.stdout if line and not line.startswith((" ", "-"))]
@@ -73,12 +54,13 @@ def test_command_line_prints_the_three_tables(bound_receiver, broker, tmp_path):
     assert "Exchanges" in titles and "Bindings" in titles
 
 
-def test_command_line_with_no_broker_says_so_in_one_line(tmp_path):
+def test_command_line_with_no_broker_says_so_in_one_line():
     proc = run_script(
         "tutorial_tools/inspector.py",
         url="amqp://guest:guest@127.0.0.1:1/%2F",
-        env={"TUTORIAL_BROKER_STATE": str(tmp_path / "none.json")},
+        env={"RABBITMQ_MANAGEMENT_URL": "http://127.0.0.1:1"},
     )
     assert proc.process.returncode == 1
     assert len(proc.stderr) == 1 and proc.stderr[0].startswith("inspector: ")
+    assert "RABBITMQ_MANAGEMENT_URL" in proc.stderr[0]
     assert "guest:guest" not in proc.stderr[0]

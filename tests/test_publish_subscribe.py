@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from tutorial_tools.broker import wait_until
 from tutorial_tools.chapters import WAITING_LOGS
 from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.waiting import wait_until
 
 
 def start_receivers(sandbox, count: int) -> list[ScriptProcess]:

@@ -6,14 +6,12 @@ the broker: what a queue holds, a queue's limit, the connections it closes.
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import urllib.parse
 
 import pytest
 
-from tutorial_tools.broker import wait_until
+from tutorial_tools.waiting import wait_until
 
 N = 1000
 
@@ -46,19 +44,16 @@ def take_all(sandbox, queue: str) -> list[str]:
 
 def limit_queue(sandbox, queue: str, max_length: int) -> None:
     """A policy: ``queue`` holds about ``max_length`` messages and nacks (reject-publish) more."""
-    definition = {"max-length": max_length, "overflow": "reject-publish"}
-    if sandbox.broker.management_url:
-        vhost = urllib.parse.quote(sandbox.vhost, safe="")
-        sandbox.broker.management_api(
-            "PUT",
-            f"/api/policies/{vhost}/limit",
-            {"pattern": f"^{queue}$", "definition": definition, "apply-to": "queues"},
-        )
-    else:
-        sandbox.rabbitmqctl(
-            "set_policy", "-p", sandbox.vhost, "limit", f"^{queue}$", json.dumps(definition),
-            "--apply-to", "queues",
-        )  # fmt: skip
+    sandbox.broker.management.put(
+        "policies",
+        sandbox.vhost,
+        "limit",
+        body={
+            "pattern": f"^{queue}$",
+            "definition": {"max-length": max_length, "overflow": "reject-publish"},
+            "apply-to": "queues",
+        },
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from tutorial_tools import tour
 from tutorial_tools.chapters import CHAPTERS, PUBLISH_SUBSCRIBE, ROUTING, SENDER, Expect, chapter
 from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.waiting import TimedOut, wait_until
 
 
 @pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
@@ -203,10 +204,7 @@ def test_tmux_mode_opens_one_running_pane_per_terminal(sandbox):
 
 
 def wait_for_pane(capture, text: str, timeout: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while text not in (screen := capture()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not on the pane after {timeout} s:\n{screen}")
-        time.sleep(0.2)
+    try:
+        wait_until(lambda: text in capture(), timeout, f"{text!r} on the pane")
+    except TimedOut as exc:
+        raise TimedOut(f"{exc}; it shows:\n{capture()}") from None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pika
 import pytest
 
-from tutorial_tools.broker import wait_until
 from tutorial_tools.chapters import WAITING_MESSAGES
 from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.waiting import wait_until
 
 RECEIVED = r"^ \[x\] Received "
 DONE = r"^ \[x\] Done$"
@@ -149,8 +147,5 @@ def test_declaring_task_queue_with_other_arguments_fails_and_leaves_it_untouched
     assert closed.value.reply_code == 406
     assert closed.value.reply_text.startswith("PRECONDITION_FAILED")
     # Untouched: still a quorum queue, its task still waiting.
-    queue = sandbox.broker.management_api(
-        "GET", f"/api/queues/{quote(sandbox.vhost, safe='')}/task_queue"
-    )
-    assert queue["type"] == "quorum"
+    assert sandbox.broker.management.get("queues", sandbox.vhost, "task_queue")["type"] == "quorum"
     assert sandbox.message_count("task_queue") == 1

@@ -26,24 +26,26 @@ whether or not each goal holds (the table says); 1 when something could not be m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
 import os
 import platform
 import re
 import secrets
-import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pika
+import psutil
 
-from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
+from tutorial_tools.broker import SOURCES, Broker, BrokerError, run_with_broker
 from tutorial_tools.chapters import AWAITING_RPC, WAITING_MESSAGES
+from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
 
 START = "<!-- bench:start -->"
@@ -209,13 +211,6 @@ def measure_rpc(url: str, runs: int, say: Callable[[str], None]) -> dict:
 # -- an idle receiver, and the time to a printed message ----------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/PID/stat (Linux)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure_receiver(url: str, runs: int, say: Callable[[str], None]) -> dict:
     arrivals: list[float] = []  # when receive.py printed each message
 
@@ -227,15 +222,12 @@ def measure_receiver(url: str, runs: int, say: Callable[[str], None]) -> dict:
     try:
         receiver.wait_for(WAITING_MESSAGES)
         idle_shares, latencies = [], []
-        can_read_cpu = Path(f"/proc/{receiver.process.pid}/stat").exists()
+        process = psutil.Process(receiver.process.pid)
         for run in range(1, runs + 1):
-            if can_read_cpu:
-                say(f"  receive.py, run {run} of {runs}: {IDLE_SECONDS:g} s idle, then send.py")
-                before = cpu_seconds(receiver.process.pid)
-                time.sleep(IDLE_SECONDS)  # the measurement window itself, not a synchronisation
-                idle_shares.append((cpu_seconds(receiver.process.pid) - before) / IDLE_SECONDS)
-            else:
-                say(f"  receive.py, run {run} of {runs}: send.py (no /proc: no CPU figure)")
+            say(f"  receive.py, run {run} of {runs}: {IDLE_SECONDS:g} s idle, then send.py")
+            process.cpu_percent()  # opens the window
+            time.sleep(IDLE_SECONDS)  # the measurement window itself, not a synchronisation
+            idle_shares.append(process.cpu_percent() / 100)  # CPU time / wall time since then
             started = time.perf_counter()
             sender = run_script("hello_world/send.py", url=url)
             if sender.process.returncode != 0:
@@ -245,7 +237,7 @@ def measure_receiver(url: str, runs: int, say: Callable[[str], None]) -> dict:
     finally:
         receiver.stop()
     return {
-        "idle_cpu": statistics.median(idle_shares) if idle_shares else None,
+        "idle_cpu": statistics.median(idle_shares),
         "latency": statistics.median(latencies),
     }
 
@@ -262,8 +254,8 @@ class Goal:
 
 def rabbitmq_version(broker: Broker, url: str) -> str:
     try:
-        return str(broker.management_api("GET", "/api/overview")["rabbitmq_version"])
-    except (BrokerError, KeyError, TypeError):
+        return str(broker.management.get("overview")["rabbitmq_version"])
+    except (BrokerError, ManagementError, KeyError, TypeError):
         with pika.BlockingConnection(pika.URLParameters(url)) as connection:
             # pika keeps the broker's connection.start properties on the underlying connection.
             version = connection._impl.server_properties.get("version", b"?")
@@ -287,11 +279,8 @@ def table(results: dict, runs: int, messages: int, about: str) -> str:
             rpc["cpu_waiting"] < 0.05,
             f"{rpc['cpu_waiting']:.2%}",
         ),
+        Goal("idle receiver < 1% CPU", recv["idle_cpu"] < 0.01, f"{recv['idle_cpu']:.2%}"),
     ]
-    if recv["idle_cpu"] is not None:
-        goals.append(
-            Goal("idle receiver < 1% CPU", recv["idle_cpu"] < 0.01, f"{recv['idle_cpu']:.2%}")
-        )
 
     def mark(goal: Goal) -> str:
         return f"{goal.text}: {'holds' if goal.holds else 'DOES NOT HOLD'} ({goal.figure})"
@@ -315,7 +304,7 @@ def table(results: dict, runs: int, messages: int, about: str) -> str:
         ),
         (
             f"`receive.py` CPU while idle ({IDLE_SECONDS:g} s windows)",
-            "n/a (no /proc)" if recv["idle_cpu"] is None else f"{recv['idle_cpu']:.2%}",
+            f"{recv['idle_cpu']:.2%}",
             "",
         ),
         (
@@ -372,76 +361,62 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="put the table between the bench markers of the READMEs",
     )
-    parser.add_argument("--source", choices=("url", "container", "local"), help="broker source")
+    parser.add_argument("--source", choices=SOURCES, help="broker source")
     args = parser.parse_args(argv)
 
     def say(text: str) -> None:
         print(text, flush=True)
 
-    # SIGTERM stops as Ctrl+C does; and Ctrl+C works even where a shell started us ignoring it.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    broker: Broker | None = None
-    vhost: str | None = None
+    return run_with_broker("bench", lambda broker: bench(broker, args, say), args.source, say=say)
+
+
+@contextlib.contextmanager
+def own_vhost(broker: Broker, say: Callable[[str], None]) -> Iterator[str]:
+    """The URL of a virtual host of the bench's own, deleted afterwards (else the broker's)."""
+    vhost = f"bench-{secrets.token_hex(3)}"
+    try:
+        broker.add_vhost(vhost)
+    except BrokerError as exc:
+        say(f"(no virtual host of its own: {exc}; using the URL's)")
+        yield broker.url
+        return
+    try:
+        yield broker.url_for(vhost)
+    finally:
+        with contextlib.suppress(BrokerError):  # the broker may be going away
+            broker.delete_vhost(vhost)
+
+
+def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) -> int:
     started = time.monotonic()
     try:
-        broker = make_broker(args.source)
-        if broker.source != "url":
-            say(f"Starting a throwaway {broker.source} broker ...")
-        broker.start()
-        say(f"Using the {broker.describe()}")
-        url = broker.url
-        try:
-            vhost = f"bench-{secrets.token_hex(3)}"
-            broker.add_vhost(vhost)
-            url = broker.url_for(vhost)
-        except BrokerError as exc:
-            vhost = None
-            say(f"(no virtual host of its own: {exc}; using the URL's)")
-        load = (
-            f", load average {os.getloadavg()[0]:.1f} at the start"
-            if hasattr(os, "getloadavg")
-            else ""
-        )
-        about = (
-            f"{os.cpu_count()} cores{load}, RabbitMQ {rabbitmq_version(broker, url)} "
-            f"({broker.source} broker), pika {pika.__version__}, "
-            f"Python {platform.python_version()}"
-        )
-        say(f"Measuring on {about}:")
-        results = {
-            "publishing": measure_publishing(url, args.runs, args.messages, say),
-            "rpc": measure_rpc(url, args.runs, say),
-            "receiver": measure_receiver(url, args.runs, say),
-        }
-        text = table(results, args.runs, args.messages, about)
-        say("")
-        say(text)
-        say(f"\n(measured in {time.monotonic() - started:.0f} s)")
-        if args.write:
-            for path in READMES:
-                if write_between_markers(path, text):
-                    say(f"Wrote the table into {path.relative_to(ROOT)}")
-                else:
-                    say(
-                        f"Note: {path.relative_to(ROOT)} does not exist or has no "
-                        f"{START} ... {END} markers: not written"
-                    )
-        return 0
-    except KeyboardInterrupt:
-        say("\nInterrupted: stopping the scripts and the broker.")
-        return 130
-    except (BrokerUnavailable, BrokerError, BenchError, ScriptError) as exc:
+        with own_vhost(broker, say) as url:
+            about = (
+                f"{os.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f} at the "
+                f"start, RabbitMQ {rabbitmq_version(broker, url)} ({broker.source} broker), "
+                f"pika {pika.__version__}, Python {platform.python_version()}"
+            )
+            say(f"Measuring on {about}:")
+            results = {
+                "publishing": measure_publishing(url, args.runs, args.messages, say),
+                "rpc": measure_rpc(url, args.runs, say),
+                "receiver": measure_receiver(url, args.runs, say),
+            }
+    except (BenchError, ScriptError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if broker is not None:
-            if vhost is not None:
-                try:
-                    broker.delete_vhost(vhost)
-                except BrokerError:
-                    pass  # the broker is going away anyway, or was never ours
-            broker.stop()
+    text = table(results, args.runs, args.messages, about)
+    say(f"\n{text}\n\n(measured in {time.monotonic() - started:.0f} s)")
+    if args.write:
+        for path in READMES:
+            if write_between_markers(path, text):
+                say(f"Wrote the table into {path.relative_to(ROOT)}")
+            else:
+                say(
+                    f"Note: {path.relative_to(ROOT)} does not exist or has no "
+                    f"{START} ... {END} markers: not written"
+                )
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,21 +7,20 @@ Shows what these would, for the virtual host of RABBITMQ_URL:
     rabbitmqctl list_exchanges name type
     rabbitmqctl list_bindings source_name destination_name routing_key
 
-It reaches the broker that `make broker` keeps running (container or local process) through
-rabbitmqctl, and any other broker through the management plugin's HTTP API (at
-RABBITMQ_MANAGEMENT_URL, default port 15672 on the AMQP host).
+It asks the management plugin's HTTP API, at RABBITMQ_MANAGEMENT_URL (default: port 15672 on
+the host of RABBITMQ_URL; `make broker` prints both).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import urllib.parse
 from dataclasses import dataclass
 
-from tutorial_tools.broker import AttachedBroker, Broker, BrokerError, BrokerUnavailable, UrlBroker
+from tutorial_tools.broker import BrokerUnavailable, UrlBroker
+from tutorial_tools.management import ManagementApi, ManagementError
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 
@@ -56,34 +55,11 @@ def vhost_of(url: str) -> str:
     return urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
 
 
-def _rabbitmqctl_json(broker: Broker, vhost: str, *args: str) -> list[dict]:
-    return json.loads(
-        broker.rabbitmqctl(*args, "-p", vhost, "--formatter", "json", "--quiet") or "[]"
-    )
-
-
-def inspect(broker: Broker, vhost: str) -> list[Table]:
-    """Queues, exchanges and bindings of ``vhost``: rabbitmqctl if it reaches, else HTTP."""
-    try:
-        queues = _rabbitmqctl_json(
-            broker, vhost, "list_queues", "name", "messages_ready", "messages_unacknowledged"
-        )
-        exchanges = _rabbitmqctl_json(broker, vhost, "list_exchanges", "name", "type")
-        bindings = _rabbitmqctl_json(
-            broker, vhost, "list_bindings", "source_name", "destination_name", "routing_key"
-        )
-    except BrokerError:
-        q = urllib.parse.quote(vhost, safe="")
-        queues = broker.management_api("GET", f"/api/queues/{q}")
-        exchanges = broker.management_api("GET", f"/api/exchanges/{q}")
-        bindings = [
-            {
-                "source_name": b["source"],
-                "destination_name": b["destination"],
-                "routing_key": b["routing_key"],
-            }
-            for b in broker.management_api("GET", f"/api/bindings/{q}")
-        ]
+def inspect(api: ManagementApi, vhost: str) -> list[Table]:
+    """Queues, exchanges and bindings of ``vhost``."""
+    queues = api.get("queues", vhost)
+    exchanges = api.get("exchanges", vhost)
+    bindings = api.get("bindings", vhost)
     return [
         Table(
             f"Queues in virtual host {vhost!r}",
@@ -106,26 +82,11 @@ def inspect(broker: Broker, vhost: str) -> list[Table]:
             "Bindings",
             ("source (exchange)", "destination (queue)", "routing_key"),
             sorted(
-                (b["source_name"] or "(AMQP default)", b["destination_name"], b["routing_key"])
+                (b["source"] or "(AMQP default)", b["destination"], b["routing_key"])
                 for b in bindings
             ),
         ),
     ]
-
-
-def connect(url: str) -> Broker:
-    """The broker `make broker` started, when RABBITMQ_URL is its URL; else the URL itself."""
-    attached = AttachedBroker.from_state_file()
-    if attached and _same_broker(attached.url, url):
-        return attached
-    return UrlBroker(url).start()
-
-
-def _same_broker(a: str, b: str) -> bool:
-    pa, pb = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
-    local = {"localhost", "127.0.0.1", "::1"}
-    same_host = pa.hostname == pb.hostname or {pa.hostname, pb.hostname} <= local
-    return same_host and (pa.port or 5672) == (pb.port or 5672)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = os.environ.get("RABBITMQ_URL") or DEFAULT_URL
     try:
-        broker = connect(url)
-        tables = inspect(broker, args.vhost or vhost_of(url))
-    except (BrokerError, BrokerUnavailable) as exc:
+        tables = inspect(UrlBroker(url).management, args.vhost or vhost_of(url))
+    except BrokerUnavailable as exc:
         print(f"inspector: {exc}", file=sys.stderr)
+        return 1
+    except ManagementError as exc:
+        hint = "" if exc.status else " (set RABBITMQ_MANAGEMENT_URL to the management API's URL)"
+        print(f"inspector: {exc}{hint}", file=sys.stderr)
         return 1
     print("\n\n".join(table.render() for table in tables))
     return 0

@@ -18,7 +18,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -26,9 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
+from tutorial_tools.broker import SOURCES, Broker, run_with_broker
 from tutorial_tools.chapters import CHAPTERS, SENDER, Chapter, Step, Terminal, chapter
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess
+from tutorial_tools.waiting import TimedOut, wait_until
 
 ARRIVAL_TIMEOUT = 30.0
 
@@ -181,12 +181,10 @@ def _run_step(
 
 
 def _wait_any(places: list[ScriptProcess], pattern: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(proc.matching(pattern) for proc in places):
-            return True
-        places[0].wait_for_change(0.1)
-    return False
+    try:
+        return wait_until(lambda: any(p.matching(pattern) for p in places), timeout, pattern)
+    except TimedOut:
+        return False
 
 
 def _wait_until_idle(term: Terminal, proc: ScriptProcess, timeout: float, outcome: Outcome) -> None:
@@ -357,11 +355,15 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
     else:
         print(f"Attach with: {shlex.join([*base, 'attach', '-t', session])}", flush=True)
         print("The broker stays up until the session ends.", flush=True)
-    # The broker lives as long as the session does: poll the session's state.
-    while (
-        subprocess.run([*base, "has-session", "-t", session], capture_output=True).returncode == 0
-    ):
-        time.sleep(1)
+    # The broker lives as long as the session does.
+    wait_until(
+        lambda: (
+            subprocess.run([*base, "has-session", "-t", session], capture_output=True).returncode
+        ),
+        None,
+        f"the end of tmux session {session!r}",
+        interval=1,
+    )
     return 0
 
 
@@ -385,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "--session", help="with --tmux: the session's name (default rabbitmq-CHAPTER)"
     )
     parser.add_argument("--plain", action="store_true", help="prefixed lines instead of columns")
-    parser.add_argument("--source", choices=("url", "container", "local"), help="broker source")
+    parser.add_argument("--source", choices=SOURCES, help="broker source")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -409,29 +411,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     display = Display(columns=False if args.plain else None)
-    # SIGTERM stops as Ctrl+C does; and Ctrl+C works even where a shell started us ignoring it.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    broker: Broker | None = None
-    try:
-        broker = make_broker(args.source)
-        if broker.source != "url":
-            display.say(f"Starting a throwaway {broker.source} broker ...")
-        broker.start()
-        display.say(f"Using the {broker.describe()}")
+
+    def show(broker: Broker) -> int:
         if args.tmux:
             session = args.session or f"rabbitmq-{chapters[0].slug}"
             return open_in_tmux(chapters[0], broker.url, session, attach=not args.no_attach)
         return 0 if tour(chapters, broker.url, display, args.step, args.timeout) else 1
-    except KeyboardInterrupt:
-        display.say("\nInterrupted: stopping the scripts and the broker.")
-        return 130
-    except (BrokerUnavailable, BrokerError) as exc:
-        print(f"tour: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if broker is not None:
-            broker.stop()
+
+    return run_with_broker("tour", show, args.source, say=display.say)
 
 
 if __name__ == "__main__":

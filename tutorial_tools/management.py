@@ -1,0 +1,63 @@
+"""A small client for the HTTP API of RabbitMQ's management plugin.
+
+    api = ManagementApi("http://127.0.0.1:15672", "guest", "guest")
+    api.get("overview")["rabbitmq_version"]
+    api.get("queues", "/")                      # GET /api/queues/%2F
+    api.put("vhosts", "test")                   # PUT /api/vhosts/test
+    api.put("permissions", "test", "guest", body={"configure": ".*", "write": ".*", "read": ".*"})
+    api.delete("vhosts", "test")
+
+Each part of a path is quoted, so a virtual host named "/" needs no care. Every call returns
+the decoded JSON answer (None for an empty one) or raises ManagementError.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class ManagementError(RuntimeError):
+    """The API could not be reached, or answered with an error (``status``: its HTTP code)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ManagementApi:
+    def __init__(self, base_url: str, user: str, password: str, timeout: float = 10) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+    def __repr__(self) -> str:
+        return f"ManagementApi({self.base_url!r})"
+
+    def get(self, *path: str) -> Any:
+        return self._call("GET", path)
+
+    def put(self, *path: str, body: object | None = None) -> Any:
+        return self._call("PUT", path, body)
+
+    def delete(self, *path: str) -> Any:
+        return self._call("DELETE", path)
+
+    def _call(self, method: str, path: tuple[str, ...], body: object | None = None) -> Any:
+        url = "/".join([self.base_url, "api", *(urllib.parse.quote(p, safe="") for p in path)])
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data, self._headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            reason = exc.read()[:200].decode(errors="replace")
+            raise ManagementError(f"{method} {url}: HTTP {exc.code} {reason}", exc.code) from exc
+        except OSError as exc:
+            raise ManagementError(f"{method} {url}: {exc}") from exc
+        return json.loads(payload) if payload else None

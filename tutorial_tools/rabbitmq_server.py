@@ -1,0 +1,137 @@
+"""A rabbitmq-server installed on this machine, run as a child process on mirakuru.
+
+Each node has its own name, ports, Erlang port mapper (epmd) and data directory, so that several
+can run side by side (the tests run two) and none touches a RabbitMQ already on the machine.
+Every port it opens is on 127.0.0.1; the test of that is tests/test_broker.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import IO
+
+from mirakuru import TCPExecutor
+from mirakuru.base import ENV_UUID
+from mirakuru.base_env import processes_with_env
+
+# Where a rabbitmq-server may be installed, besides PATH. Debian's /usr/sbin wrapper switches
+# to the rabbitmq user, so the real script in /usr/lib/rabbitmq/bin comes first.
+CANDIDATES = (
+    "/usr/lib/rabbitmq/bin/rabbitmq-server",
+    "/opt/homebrew/sbin/rabbitmq-server",
+    "/usr/local/sbin/rabbitmq-server",
+)
+# Erlang's own listeners: node-to-node distribution (rabbitmqctl reaches the node through it)
+# and its port mapper, epmd, which our node starts on a port of its own and which ends with it.
+ERLANG_ON_LOOPBACK = "-kernel inet_dist_use_interface {127,0,0,1}"
+
+
+def find_server() -> str | None:
+    override = os.environ.get("TUTORIAL_RABBITMQ_SERVER_CANDIDATES")
+    candidates = CANDIDATES if override is None else override.split(os.pathsep)
+    for candidate in filter(None, candidates):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("rabbitmq-server")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports, free right now, below the ephemeral range (32768 and up on
+    Linux): the kernel hands those out as the local ends of outgoing connections, so one could
+    be taken by a client socket before the broker binds it."""
+    with contextlib.ExitStack() as held:  # each stays bound until all are chosen
+        ports: list[int] = []
+        for _ in range(50 * count):
+            sock = held.enter_context(socket.socket())
+            with contextlib.suppress(OSError):
+                sock.bind(("127.0.0.1", secrets.randbelow(32767 - 20000) + 20000))
+                ports.append(sock.getsockname()[1])
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"found no {count} free ports between 20000 and 32767")
+
+
+class ServerExited(RuntimeError):
+    """rabbitmq-server ended while it was starting (often: one of its ports was taken)."""
+
+
+class RabbitMqServer(TCPExecutor):
+    """rabbitmq-server in the foreground, ready once its AMQP port accepts connections.
+
+    mirakuru starts it in a session of its own (a Ctrl+C in the terminal reaches us, not the
+    broker), stops the whole process group with SIGTERM (SIGKILL after ``timeout``) and ends
+    every process it left, epmd included, by the marker mirakuru puts in their environment.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        node: str,
+        workdir: Path,
+        ports: dict[str, int],
+        log: IO[str],
+        timeout: float = 90,
+    ) -> None:
+        self.node = node
+        self.rabbitmqctl_path = str(Path(server).with_name("rabbitmqctl"))
+        self.log = log
+        self.erlang_env = {
+            "ERL_EPMD_PORT": str(ports["epmd"]),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        env = {
+            **self.erlang_env,
+            "RABBITMQ_NODENAME": node,
+            "RABBITMQ_DIST_PORT": str(ports["distribution"]),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": ERLANG_ON_LOOPBACK,
+            "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(workdir / "log"),
+        }
+        super().__init__(
+            [server],
+            host="127.0.0.1",
+            port=ports["amqp"],
+            timeout=timeout,
+            envvars=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def after_start_check(self) -> bool:
+        # The wrapper script exits 0 even when the node it runs fails: do not wait for a port
+        # that nothing will open.
+        if self.process is not None and self.process.poll() is not None:
+            tail = Path(self.log.name).read_text(errors="replace")[-1500:]
+            self.kill()  # and whatever it left, epmd included
+            raise ServerExited(f"rabbitmq-server exited ({self.node}):\n{tail}")
+        return super().after_start_check()
+
+    def pids(self) -> set[int]:
+        """Every process of this node: the wrapper, the Erlang VM and its helpers, its epmd."""
+        return processes_with_env(ENV_UUID, self.envvars[ENV_UUID])
+
+    def rabbitmqctl(self, *args: str) -> str:
+        """Run rabbitmqctl against this node; what it printed. Fails with RuntimeError."""
+        env = dict(os.environ, **self.erlang_env, RABBITMQ_CTL_ERL_ARGS=ERLANG_ON_LOOPBACK)
+        result = subprocess.run(
+            [self.rabbitmqctl_path, "-n", self.node, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
+                f"{(result.stderr or result.stdout).strip()[:500]}"
+            )
+        return result.stdout
