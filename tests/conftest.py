@@ -15,6 +15,7 @@ import pika
 import pytest
 
 from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
+from tutorial_tools.chapters import SENDER, Chapter, Step
 from tutorial_tools.processes import ScriptProcess, run_script
 
 
@@ -42,6 +43,22 @@ class Sandbox:
     def run(self, script: str, *args: str, timeout: float = 30, **kw) -> ScriptProcess:
         """Run a script to its end (a sender, a client)."""
         return run_script(script, args, url=self.url, timeout=timeout, **kw)
+
+    def arrivals(self, chap: Chapter, step: Step) -> dict[str, list[str]]:
+        """Run ``step`` alone with the chapter's terminals open, then the chapter's last step,
+        which reaches every terminal (once it has, nothing else is on its way); the message
+        lines each terminal printed."""
+        terminals = {term.name: self.start(term.script, *term.args) for term in chap.terminals}
+        for term in chap.terminals:
+            terminals[term.name].wait_for(term.ready)
+        last = chap.steps[-1]
+        for sent in (step, last):
+            sender = self.run(sent.script, *sent.args)
+            promised = [e.line for e in sent.expect if SENDER in e.where]
+            assert (sender.process.returncode, sender.stdout) == (0, promised), sender.output
+        for name, lines in chap.promised(step, last).items():
+            terminals[name].wait_for(f"^{re.escape(lines[-1])}$", count=lines.count(lines[-1]))
+        return {term.name: terminals[term.name].matching(term.message) for term in chap.terminals}
 
     def connection(self) -> pika.BlockingConnection:
         return pika.BlockingConnection(pika.URLParameters(self.url))

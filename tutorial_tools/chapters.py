@@ -74,8 +74,15 @@ class Chapter:
     queues: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
     exchanges: tuple[tuple[str, str], ...] = ()
 
+    def promised(self, *steps: Step) -> dict[str, list[str]]:
+        """The message lines each terminal must print for ``steps``, in order."""
+        return {
+            term.name: [e.line for step in steps for e in step.expect if term.name in e.where]
+            for term in self.terminals
+        }
 
-def _route(key: str, message: str, *where: str, script: str = "topics/emit_log_topic.py") -> Step:
+
+def route(key: str, message: str, *where: str, script: str = "topics/emit_log_topic.py") -> Step:
     """A log sent with a routing key, and the terminals it must reach."""
     reached = ", ".join(where) if where else "no queue: dropped"
     return Step(
@@ -164,10 +171,10 @@ ROUTING = Chapter(
         Terminal("all severities", "routing/receive_logs_direct.py", ("info", "warning", "error")),
     ),
     steps=(
-        _route("info", "Starting up", "all severities", script="routing/emit_log_direct.py"),
-        _route("warning", "Disk 90% full", "all severities", script="routing/emit_log_direct.py"),
-        _route("debug", "Nobody is bound to debug", script="routing/emit_log_direct.py"),
-        _route(
+        route("info", "Starting up", "all severities", script="routing/emit_log_direct.py"),
+        route("warning", "Disk 90% full", "all severities", script="routing/emit_log_direct.py"),
+        route("debug", "Nobody is bound to debug", script="routing/emit_log_direct.py"),
+        route(
             "error",
             "Run. Run. Or it will explode.",
             "errors only",
@@ -188,14 +195,14 @@ TOPICS = Chapter(
         Terminal("Q3 #", "topics/receive_logs_topic.py", ("#",)),
     ),
     steps=(
-        _route("quick.orange.fox", "matches Q1 only", "Q1 *.orange.*", "Q3 #"),
-        _route("lazy.brown.fox", "matches Q2 only", "Q2 *.*.rabbit lazy.#", "Q3 #"),
-        _route("lazy.pink.rabbit", "matches both keys of Q2", "Q2 *.*.rabbit lazy.#", "Q3 #"),
-        _route("quick.brown.fox", "matches no key", "Q3 #"),
-        _route("orange", "too few words", "Q3 #"),
-        _route("quick.orange.new.rabbit", "too many words", "Q3 #"),
-        _route("lazy.orange.new.rabbit", "lazy.# takes any length", "Q2 *.*.rabbit lazy.#", "Q3 #"),
-        _route(
+        route("quick.orange.fox", "matches Q1 only", "Q1 *.orange.*", "Q3 #"),
+        route("lazy.brown.fox", "matches Q2 only", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        route("lazy.pink.rabbit", "matches both keys of Q2", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        route("quick.brown.fox", "matches no key", "Q3 #"),
+        route("orange", "too few words", "Q3 #"),
+        route("quick.orange.new.rabbit", "too many words", "Q3 #"),
+        route("lazy.orange.new.rabbit", "lazy.# takes any length", "Q2 *.*.rabbit lazy.#", "Q3 #"),
+        route(
             "quick.orange.rabbit",
             "matches both",
             "Q1 *.orange.*",
