@@ -11,16 +11,13 @@ import time
 
 import pytest
 
+from tutorial_tools.chapters import CONFIRM_STRATEGIES
 from tutorial_tools.waiting import wait_until
 
 N = 1000
 
 # script, its queue, the prefix of its message bodies
-STRATEGIES = [
-    ("publisher_confirms/publish_individually.py", "confirms_individually", "individually"),
-    ("publisher_confirms/publish_in_batches.py", "confirms_batches", "batches"),
-    ("publisher_confirms/publish_async.py", "confirms_async", "async"),
-]
+STRATEGIES = [(s.script, s.queue, s.prefix) for s in CONFIRM_STRATEGIES]
 NACKED = r"^ \[!\] [\d,]+ messages? were nacked \(async-"
 
 

@@ -44,7 +44,7 @@ import pika
 import psutil
 
 from tutorial_tools.broker import SOURCES, Broker, BrokerError, run_with_broker
-from tutorial_tools.chapters import AWAITING_RPC, WAITING_MESSAGES
+from tutorial_tools.chapters import AWAITING_RPC, CONFIRM_STRATEGIES, WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
 
@@ -52,11 +52,6 @@ START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
 READMES = (ROOT / "publisher_confirms" / "README.md", ROOT / "README.md")
 QUORUM = {"x-queue-type": "quorum"}
-STRATEGIES = (  # script, what its row says
-    ("publisher_confirms/publish_individually.py", "confirm each message, one at a time"),
-    ("publisher_confirms/publish_in_batches.py", "confirm in batches of 100"),
-    ("publisher_confirms/publish_async.py", "confirm asynchronously"),
-)
 PUBLISHED = re.compile(r"^Published ([\d,]+) messages .* in ([\d,]+) ms$")
 SLOW_N = 35  # the largest n rpc_server.py computes; the naive fib(35) takes about a second
 IDLE_SECONDS = 3.0  # one idle window of receive.py (a fixed window: a measurement, not a test)
@@ -143,13 +138,13 @@ class UnconfirmedPublisher:
 
 
 def measure_publishing(url: str, runs: int, messages: int, say: Callable[[str], None]) -> dict:
-    rates: dict[str, list[float]] = {"none": [], **{script: [] for script, _ in STRATEGIES}}
+    rates: dict[str, list[float]] = {"none": [], **{s.script: [] for s in CONFIRM_STRATEGIES}}
     for run in range(1, runs + 1):
         say(f"  publishing, run {run} of {runs}: {messages:,} messages each way")
         # Interleaved, so that a slower minute on a shared machine hits every strategy alike.
         rates["none"].append(UnconfirmedPublisher(url, messages).run())
-        for script, _ in STRATEGIES:
-            rates[script].append(run_publisher(script, url, messages))
+        for strategy in CONFIRM_STRATEGIES:
+            rates[strategy.script].append(run_publisher(strategy.script, url, messages))
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
@@ -265,7 +260,7 @@ def rabbitmq_version(broker: Broker, url: str) -> str:
 def table(results: dict, runs: int, messages: int, about: str) -> str:
     pub = results["publishing"]
     none = pub["none"]
-    one, batches, asynchronous = (pub[script] for script, _ in STRATEGIES)
+    one, batches, asynchronous = (pub[s.script] for s in CONFIRM_STRATEGIES)
     rpc, recv = results["rpc"], results["receiver"]
     goals = [
         Goal("batches >= 10x one at a time", batches >= 10 * one, f"{batches / one:.1f}x"),
@@ -289,11 +284,11 @@ def table(results: dict, runs: int, messages: int, about: str) -> str:
         ("Publish, no confirms (baseline)", f"{none:,.0f} msg/s", "1.00x"),
         *(
             (
-                f"Publish, {what} (`{Path(script).name}`)",
-                f"{pub[script]:,.0f} msg/s",
-                f"{pub[script] / none:.2f}x",
+                f"Publish, {s.what} (`{Path(s.script).name}`)",
+                f"{pub[s.script]:,.0f} msg/s",
+                f"{pub[s.script] / none:.2f}x",
             )
-            for script, what in STRATEGIES
+            for s in CONFIRM_STRATEGIES
         ),
         ("RPC round trips, fib(1) one after another", f"{rpc['round_trips']:,.0f} /s", ""),
         (

@@ -237,6 +237,42 @@ RPC = Chapter(
     queues=(("rpc_queue", QUORUM),),
 )
 
+
+@dataclass(frozen=True)
+class ConfirmStrategy:
+    """One of chapter 7's ways to wait for the broker's confirms: a script and its queue."""
+
+    script: str
+    queue: str  # a quorum queue of its own; the script's messages are "<prefix>-<n>"
+    how: str  # as the script puts it when it starts
+    what: str  # one line for the tour and the bench
+
+    @property
+    def prefix(self) -> str:
+        return self.queue.removeprefix("confirms_")
+
+
+CONFIRM_STRATEGIES = (
+    ConfirmStrategy(
+        "publisher_confirms/publish_individually.py",
+        "confirms_individually",
+        "each waiting for its confirm",
+        "confirm each message, one at a time",
+    ),
+    ConfirmStrategy(
+        "publisher_confirms/publish_in_batches.py",
+        "confirms_batches",
+        "waiting for confirms every 100",
+        "confirm in batches of 100",
+    ),
+    ConfirmStrategy(
+        "publisher_confirms/publish_async.py",
+        "confirms_async",
+        "confirms handled as they arrive",
+        "confirm asynchronously",
+    ),
+)
+
 PUBLISHER_CONFIRMS = Chapter(
     "publisher_confirms",
     "Publisher confirms",
@@ -244,36 +280,19 @@ PUBLISHER_CONFIRMS = Chapter(
     steps=(
         *(
             Step(
-                f"publisher_confirms/{script}",
+                strategy.script,
                 ("1000",),
                 (
                     Expect(
-                        f" [*] Publishing 1,000 messages to 'confirms_{queue}', {how}", (SENDER,)
+                        f" [*] Publishing 1,000 messages to '{strategy.queue}', {strategy.how}",
+                        (SENDER,),
                     ),
                     Expect(" [x] 1,000 of 1,000 messages confirmed", (SENDER,)),
                 ),
-                says=f"1,000 persistent messages to quorum queue 'confirms_{queue}': {says}",
+                says=f"1,000 persistent messages to quorum queue '{strategy.queue}': "
+                f"{strategy.what}",
             )
-            for script, queue, how, says in (
-                (
-                    "publish_individually.py",
-                    "individually",
-                    "each waiting for its confirm",
-                    "one confirm at a time",
-                ),
-                (
-                    "publish_in_batches.py",
-                    "batches",
-                    "waiting for confirms every 100",
-                    "a batch of 100, its confirms, the next batch",
-                ),
-                (
-                    "publish_async.py",
-                    "async",
-                    "confirms handled as they arrive",
-                    "publishing on while a callback takes the confirms",
-                ),
-            )
+            for strategy in CONFIRM_STRATEGIES
         ),
         Step(
             "publisher_confirms/returns_and_nacks.py",
@@ -311,6 +330,20 @@ CHAPTERS: tuple[Chapter, ...] = (
     RPC,
     PUBLISHER_CONFIRMS,
 )
+
+
+def _first_runs() -> dict[str, Terminal | Step]:
+    found: dict[str, Terminal | Step] = {}
+    for chap in CHAPTERS:
+        for part in (*chap.terminals, *chap.steps):
+            found.setdefault(part.script, part)
+    return found
+
+
+# Every chapter script once, with the arguments its chapter first runs it with: a terminal
+# (a script that waits, with the line it prints once it does) or a step (one that ends).
+SCRIPTS = _first_runs()
+RECEIVERS = {script: part for script, part in SCRIPTS.items() if isinstance(part, Terminal)}
 
 
 def chapter(slug: str) -> Chapter:
