@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,6 +32,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pika
 import psutil
@@ -120,6 +122,10 @@ class Broker:
         if not self.management_url:
             raise BrokerError(f"the {self.source!r} broker has no management API")
         return ManagementApi(self.management_url, self.user, self.password)
+
+    def management_api(self, method: str, path: str, body: object | None = None) -> Any:
+        """Same as ``self.management.request``: kept for the callers that use it."""
+        return self.management.request(method, path, body)
 
     def start(self) -> Broker:
         raise NotImplementedError
@@ -281,10 +287,11 @@ class ContainerBroker(Broker):
         """testcontainers' wait for the log line of this (re)start, with a deadline."""
         from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-        self._starts += 1  # a container's log keeps the lines of its earlier starts
-        return LogMessageWaitStrategy(self.STARTED, times=self._starts).with_startup_timeout(
-            START_TIMEOUT
-        )
+        # A container's log keeps the lines of its earlier starts; the strategy's `times` is
+        # not honoured (testcontainers 4.15), so the pattern itself asks for the n-th line.
+        self._starts += 1
+        nth = re.compile(f"(?:{self.STARTED}.*?){{{self._starts}}}", re.DOTALL)
+        return LogMessageWaitStrategy(nth).with_startup_timeout(START_TIMEOUT)
 
     def _read_ports(self) -> None:
         host = self._container.get_container_host_ip()

@@ -7,8 +7,9 @@
     api.put("permissions", "test", "guest", body={"configure": ".*", "write": ".*", "read": ".*"})
     api.delete("vhosts", "test")
 
-Each part of a path is quoted, so a virtual host named "/" needs no care. Every call returns
-the decoded JSON answer (None for an empty one) or raises ManagementError.
+Each part of a path is quoted, so a virtual host named "/" needs no care; request() takes a
+path as the API's documentation writes it (api.request("DELETE", "/api/queues/%2F/hello")).
+Every call returns the decoded JSON answer (None for an empty one) or raises ManagementError.
 """
 
 from __future__ import annotations
@@ -40,16 +41,16 @@ class ManagementApi:
         return f"ManagementApi({self.base_url!r})"
 
     def get(self, *path: str) -> Any:
-        return self._call("GET", path)
+        return self.request("GET", _path(path))
 
     def put(self, *path: str, body: object | None = None) -> Any:
-        return self._call("PUT", path, body)
+        return self.request("PUT", _path(path), body)
 
     def delete(self, *path: str) -> Any:
-        return self._call("DELETE", path)
+        return self.request("DELETE", _path(path))
 
-    def _call(self, method: str, path: tuple[str, ...], body: object | None = None) -> Any:
-        url = "/".join([self.base_url, "api", *(urllib.parse.quote(p, safe="") for p in path)])
+    def request(self, method: str, path: str, body: object | None = None) -> Any:
+        url = self.base_url + path
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data, self._headers, method=method)
         try:
@@ -61,3 +62,7 @@ class ManagementApi:
         except OSError as exc:
             raise ManagementError(f"{method} {url}: {exc}") from exc
         return json.loads(payload) if payload else None
+
+
+def _path(parts: tuple[str, ...]) -> str:
+    return "/api/" + "/".join(urllib.parse.quote(part, safe="") for part in parts)
