@@ -50,7 +50,7 @@ def test_a_broker_with_nothing_wrong_passes_every_check(sandbox):
     proc = checked(sandbox)
     assert proc.process.returncode == 0, proc.output
     assert lines(proc, "FAIL") == []
-    overview = sandbox.broker.management_api("GET", "/api/overview")
+    overview = sandbox.broker.management.get("overview")
     version = f"RabbitMQ {overview['rabbitmq_version']} on Erlang "
     assert any(line.startswith(version) for line in lines(proc, "ok")), proc.output
     assert proc.stdout[-1] == "All checks passed."
@@ -94,7 +94,7 @@ def test_an_exchange_of_another_type_fails_with_how_to_delete_it(sandbox):
     [fail] = lines(proc, "FAIL")
     assert "exchange 'logs' exists with other settings than publish_subscribe" in fail
     path = re.search(r"-X DELETE http://HOST:15672(/api/exchanges/\S+)'", fail)[1]
-    sandbox.broker.management_api("DELETE", path)  # what the curl command does
+    sandbox.broker.management.request("DELETE", path)  # what the curl command does
     assert checked(sandbox).process.returncode == 0
     assert sandbox.run("publish_subscribe/emit_log.py").process.returncode == 0
 
@@ -129,10 +129,10 @@ def test_a_missing_virtual_host_fails_with_the_commands_that_make_it(broker):
 
 def test_a_virtual_host_without_permissions_fails_with_the_command_that_grants_them(broker):
     vhost = "doctor-no-permissions"
-    broker.management_api("PUT", f"/api/vhosts/{vhost}")
+    broker.management.put("vhosts", vhost)
     try:
         # The management API grants its own user on a virtual host it makes: take that back.
-        broker.management_api("DELETE", f"/api/permissions/{vhost}/{broker.user}")
+        broker.management.delete("permissions", vhost, broker.user)
         proc = doctor(broker.url_for(vhost), broker.management_url)
         assert proc.process.returncode == 1
         [fail] = lines(proc, "FAIL")
@@ -217,15 +217,14 @@ def test_an_invalid_url_is_one_fail_line(url, says):
 def test_what_the_doctor_expects_is_what_each_chapter_declares(sandbox, chap):
     """The doctor's table (chapters.py) matches the broker after the chapter has run."""
     assert tour.run_chapter(chap, sandbox.url).problems == []
-    vhost = urllib.parse.quote(sandbox.vhost, safe="")
     queues = {
         q["name"]: (q["durable"], q["arguments"])
-        for q in sandbox.broker.management_api("GET", f"/api/queues/{vhost}")
+        for q in sandbox.broker.management.get("queues", sandbox.vhost)
         if not q["exclusive"]
     }
     exchanges = {
         e["name"]: e["type"]
-        for e in sandbox.broker.management_api("GET", f"/api/exchanges/{vhost}")
+        for e in sandbox.broker.management.get("exchanges", sandbox.vhost)
         if e["name"] and not e["name"].startswith("amq.")
     }
     assert queues == {name: (True, dict(arguments)) for name, arguments in chap.queues}

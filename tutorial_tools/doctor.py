@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import pika
 
-from tutorial_tools.broker import BrokerError, UrlBroker, masked
+from tutorial_tools.broker import UrlBroker, masked
 from tutorial_tools.chapters import CHAPTERS
+from tutorial_tools.management import ManagementError
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 TIMEOUT = 5.0  # seconds for a broker that does not answer, as in the chapter scripts
@@ -200,10 +201,10 @@ class Doctor:
     def vhost_exists(self, params: pika.URLParameters) -> bool | None:
         """Ask the management API; None when it does not answer (the plugin may be off)."""
         management_url = self.management_url or f"http://{params.host}:15672"
-        api = UrlBroker(self.url, management_url=management_url)
+        api = UrlBroker(self.url, management_url=management_url).management
         try:
-            vhosts = api.management_api("GET", "/api/vhosts") or []
-        except BrokerError:
+            vhosts = api.get("vhosts") or []
+        except ManagementError:
             return None
         return params.virtual_host in {vhost["name"] for vhost in vhosts}
 
