@@ -8,7 +8,8 @@ Shows what these would, for the virtual host of RABBITMQ_URL:
     rabbitmqctl list_bindings source_name destination_name routing_key
 
 It asks the management plugin's HTTP API, at RABBITMQ_MANAGEMENT_URL (default: port 15672 on
-the host of RABBITMQ_URL; `make broker` prints both).
+the host of RABBITMQ_URL; `make broker` prints both). The API refreshes its message counts
+every 5 seconds: a message sent just now may not be counted yet.
 """
 
 from __future__ import annotations
