@@ -455,9 +455,13 @@ def make_broker(source: str | None = None, fixed_port: int | None = None) -> Bro
     raise BrokerUnavailable(HOW_TO_GET_ONE)
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 @contextlib.contextmanager
 def running_broker(
-    source: str | None = None, fixed_port: int | None = None, say: Callable[[str], None] = print
+    source: str | None = None, fixed_port: int | None = None, say: Callable[[str], None] = _say
 ) -> Iterator[Broker]:
     """A started broker for the ``with`` block, stopped when it ends, however it ends.
 
@@ -484,7 +488,7 @@ def run_with_broker(
     work: Callable[[Broker], int],
     source: str | None = None,
     fixed_port: int | None = None,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = _say,
     interrupted: int = 130,
 ) -> int:
     """``work(broker)`` in running_broker(); its exit status, ``interrupted`` on Ctrl+C, or 1
@@ -529,8 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         help="publish AMQP on this port (5672 lets the chapter scripts run with no RABBITMQ_URL)",
     )
     args = parser.parse_args(argv)
-    say = lambda text: print(text, flush=True)  # noqa: E731
-    return run_with_broker("tutorial-broker", keep, args.source, args.port, say, interrupted=0)
+    return run_with_broker("tutorial-broker", keep, args.source, args.port, interrupted=0)
 
 
 if __name__ == "__main__":
