@@ -124,12 +124,6 @@ class ScriptProcess:
                     )
                 self._changed.wait(min(remaining, 0.2))
 
-    def wait_for_change(self, timeout: float) -> None:
-        """Block until this script prints a line or ends, or ``timeout`` seconds pass."""
-        with self._changed:
-            if not self._finished():
-                self._changed.wait(timeout)
-
     def _finished(self) -> bool:
         return self.process.poll() is not None and not any(r.is_alive() for r in self._readers)
 
