@@ -18,30 +18,12 @@ import urllib.parse
 import pytest
 
 from tutorial_tools.broker import amqp_url
+from tutorial_tools.chapters import SCRIPTS
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
 
 # Distinctive, so that finding it anywhere in the output means the password leaked.
 PASSWORD = "s3cret-pw"
 
-# Every chapter script, with the arguments it needs.
-CHAPTER_SCRIPTS = {
-    "hello_world/send.py": (),
-    "hello_world/receive.py": (),
-    "work_queues/new_task.py": (),
-    "work_queues/worker.py": (),
-    "publish_subscribe/emit_log.py": (),
-    "publish_subscribe/receive_logs.py": (),
-    "routing/emit_log_direct.py": (),
-    "routing/receive_logs_direct.py": ("info",),
-    "topics/emit_log_topic.py": (),
-    "topics/receive_logs_topic.py": ("#",),
-    "rpc/rpc_client.py": (),
-    "rpc/rpc_server.py": (),
-    "publisher_confirms/publish_individually.py": ("10",),
-    "publisher_confirms/publish_in_batches.py": ("10",),
-    "publisher_confirms/publish_async.py": ("10",),
-    "publisher_confirms/returns_and_nacks.py": (),
-}
 
 # Where the scripts are sent when no broker is there. Only loopback addresses and a name that
 # cannot resolve (.invalid is reserved for that): these tests never knock on another machine.
@@ -50,7 +32,7 @@ CHAPTER_SCRIPTS = {
 FAST = ("nothing listening", "unknown host")
 SLOW = ("no answer", "wrong port")
 SLOW_SCRIPTS = ("hello_world/send.py", "hello_world/receive.py", "rpc/rpc_client.py")
-ROWS = [(script, target) for target in FAST for script in CHAPTER_SCRIPTS] + [
+ROWS = [(script, target) for target in FAST for script in SCRIPTS] + [
     (script, target) for target in SLOW for script in SLOW_SCRIPTS
 ]
 HINT = "(run 'make doctor' to diagnose)"
@@ -68,7 +50,7 @@ def attempt(script: str, host: str, port: int) -> tuple[ScriptProcess, float]:
     """Run ``script`` against host:port; the finished process and the seconds it took."""
     started = time.monotonic()
     proc = ScriptProcess(
-        script, CHAPTER_SCRIPTS[script], url=amqp_url(host, port, "/", password=PASSWORD)
+        script, SCRIPTS[script].args, url=amqp_url(host, port, "/", password=PASSWORD)
     )
     try:
         proc.wait(timeout=2 * CONNECT_TIME_LIMIT)
@@ -206,7 +188,7 @@ def chapter_scripts():
 
 def test_every_pika_chapter_script_ends_with_the_same_tail_of_at_most_15_lines():
     scripts = chapter_scripts()
-    assert {path.relative_to(ROOT).as_posix() for path in scripts} >= set(CHAPTER_SCRIPTS)
+    assert {path.relative_to(ROOT).as_posix() for path in scripts} >= set(SCRIPTS)
     tails = {}
     for path in scripts:
         text = path.read_text(encoding="utf-8")

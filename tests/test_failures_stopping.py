@@ -12,42 +12,21 @@ import queue
 import re
 import signal
 import time
-import urllib.parse
-from collections.abc import Callable
 
 import pika
 import pytest
 
+from tutorial_tools.chapters import RECEIVERS
 from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.waiting import wait_until
 
 QUORUM = {"x-queue-type": "quorum"}
-
-# Every script that waits for messages, with the arguments it needs and the line it prints
-# once it waits.
-RECEIVERS = {
-    "hello_world/receive.py": ((), "Waiting for messages"),
-    "work_queues/worker.py": ((), "Waiting for messages"),
-    "publish_subscribe/receive_logs.py": ((), "Waiting for logs"),
-    "routing/receive_logs_direct.py": (("info", "error"), "Waiting for logs"),
-    "topics/receive_logs_topic.py": (("kern.*",), "Waiting for logs"),
-    "rpc/rpc_server.py": ((), "Awaiting RPC requests"),
-}
-
-
-def eventually(read: Callable[[], object], expected: object, timeout: float, what: str) -> None:
-    """Wait until ``read()`` gives ``expected`` (the broker's state catches up), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while (value := read()) != expected:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: {value!r} after {timeout:g} s, expected {expected!r}")
-        time.sleep(0.05)  # the pace of polling, not a guess at how long things take
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "SIGTERM"])
 @pytest.mark.parametrize("script", RECEIVERS)
 def test_a_waiting_receiver_stops_with_one_line_and_exit_0(sandbox, script, signum):
-    args, ready = RECEIVERS[script]
-    proc = sandbox.start(script, *args, ready=ready)
+    proc = sandbox.start(script, *RECEIVERS[script].args, ready=RECEIVERS[script].ready)
     assert proc.send(signum) == 0
     assert proc.stdout[1:] == [" [*] Interrupted"]
     assert proc.stderr == []
@@ -67,7 +46,7 @@ def test_a_worker_stopped_mid_task_leaves_the_task_to_the_next_worker(sandbox):
     assert " [x] Done" not in first.stdout
     assert first.stderr == []
     # Never acknowledged, so the broker put the task back in the queue...
-    eventually(lambda: sandbox.message_count("task_queue"), 1, 10, "tasks in task_queue")
+    wait_until(lambda: sandbox.message_count("task_queue") == 1, 10, "the task back in the queue")
     # ...and the next worker gets it, marked as delivered once before.
     second = sandbox.start("work_queues/worker.py")
     second.wait_for(r"^ \[x\] Received Slow task\.\.\. \(redelivered\)$")
@@ -145,7 +124,7 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
             assert f" [x] Received {task_in(worker.stdout[-1])} (redelivered)" in redelivered
     # Every task was acknowledged: with the workers stopped, none goes back to the queue.
     alive = [worker for worker in workers if worker not in killed]
-    eventually(lambda: [w for w in alive if busy(w)], [], 10, "workers still busy")
+    wait_until(lambda: not any(busy(w) for w in alive), 10, "every worker done")
     for worker in alive:
         assert worker.interrupt() == 0
     assert sandbox.message_count("task_queue") == 0
@@ -157,8 +136,8 @@ HINT = "(run 'make doctor' to diagnose)"
 @pytest.mark.restart
 def test_a_receiver_whose_broker_goes_away_says_so_in_one_line(restartable, sandbox):
     receivers = {
-        script: sandbox.start(script, *args, ready=ready)
-        for script, (args, ready) in RECEIVERS.items()
+        script: sandbox.start(script, *term.args, ready=term.ready)
+        for script, term in RECEIVERS.items()
     }
     sandbox.restart_broker()
     for script, proc in receivers.items():
@@ -182,16 +161,14 @@ def consumed_queue(sandbox, script: str) -> str:
 
 @pytest.mark.parametrize("script", RECEIVERS)
 def test_a_consumer_whose_queue_is_deleted_says_it_was_cancelled_and_exits_1(sandbox, script):
-    args, ready = RECEIVERS[script]
-    proc = sandbox.start(script, *args, ready=ready)
+    proc = sandbox.start(script, *RECEIVERS[script].args, ready=RECEIVERS[script].ready)
     queue = consumed_queue(sandbox, script)
     if queue.startswith("amq.gen-"):  # exclusive: only rabbitmqctl may delete it
         if sandbox.broker.source == "url":
             pytest.skip("rabbitmqctl cannot reach the broker named by RABBITMQ_URL")
         sandbox.rabbitmqctl("delete_queue", "-p", sandbox.vhost, queue)
     else:
-        vhost = urllib.parse.quote(sandbox.vhost, safe="")
-        sandbox.broker.management_api("DELETE", f"/api/queues/{vhost}/{queue}")
+        sandbox.broker.management.delete("queues", sandbox.vhost, queue)
     assert proc.wait() == 1
     [line] = proc.stderr
     assert line.startswith(" [!] RabbitMQ cancelled the consumer: "), line

@@ -32,7 +32,6 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pika
 import psutil
@@ -122,10 +121,6 @@ class Broker:
         if not self.management_url:
             raise BrokerError(f"the {self.source!r} broker has no management API")
         return ManagementApi(self.management_url, self.user, self.password)
-
-    def management_api(self, method: str, path: str, body: object | None = None) -> Any:
-        """Same as ``self.management.request``: kept for the callers that use it."""
-        return self.management.request(method, path, body)
 
     def start(self) -> Broker:
         raise NotImplementedError

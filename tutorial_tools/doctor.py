@@ -218,7 +218,9 @@ class Doctor:
         fixes = {
             "memory": "free memory, or raise the limit: "
             "'rabbitmqctl set_vm_memory_high_watermark 0.6'",
-            "disk": "free disk space, or lower the limit: 'rabbitmqctl set_disk_free_limit 1GB'",
+            "disk": "free disk space (it wants its disk_free_limit free: 50 MB unless "
+            "configured), or on a development machine lower the limit: "
+            "'rabbitmqctl set_disk_free_limit 10MB'",
         }
         for reason in reasons:
             kind = "memory" if "memory" in reason else "disk" if "disk" in reason else reason
