@@ -111,20 +111,6 @@ def matches(line: Line, text: str) -> bool:
     return bool(line.fullmatch(text)) if isinstance(line, re.Pattern) else line == text
 
 
-@pytest.mark.parametrize(
-    "row",
-    [pytest.param(row, marks=row.marks, id=f"{row.chapter}: {row.name}") for row in SHOWN],
-)
-def test_what_the_notes_show_is_what_the_scripts_print(sandbox, tmp_path, row: Shown):
-    output = [
-        line.replace(f"vhost '{sandbox.vhost}'", "vhost '/'")
-        for line in row.run(sandbox, row, tmp_path)
-    ]
-    wanted = collections.Counter(row.lines)
-    short = {line: n for line, n in wanted.items() if count(line, output) < n}
-    assert short == {}, "printed:\n" + "\n".join(output)
-
-
 # -- 1. Hello World ------------------------------------------------------------------------
 
 SENT = " [x] Sent 'Hello World!'"
@@ -374,12 +360,12 @@ def save_the_errors_to_a_file(sandbox, row, here):
         shell(command, here, sandbox.url, start_new_session=True) for command in (receive, buffered)
     ]
     try:
-        wait_until(lambda: "Waiting" in (here / "errors.log").read_text(), 20, "the -u receiver")
+        wait_until(lambda: "Waiting" in text(here / "errors.log"), 20, "the -u receiver")
         # Both are bound once the buffered one has its queue: two queues bound to 'error'.
         wait_until(lambda: queues_bound(sandbox, "error") == 2, 20, "the buffered receiver")
         sender = run(sandbox, emit)
-        wait_until(lambda: "explode" in (here / "errors.log").read_text(), 20, "the error line")
-        assert (here / "buffered.log").read_text() == ""
+        wait_until(lambda: "explode" in text(here / "errors.log"), 20, "the error line")
+        assert text(here / "buffered.log") == ""
         cat = shell(show, here, sandbox.url, stdout=subprocess.PIPE)
         shown_lines = cat.communicate(timeout=10)[0].splitlines()
     finally:
@@ -389,6 +375,11 @@ def save_the_errors_to_a_file(sandbox, row, here):
     # Once the receiver has exited, its buffer has reached the file too.
     assert "explode" in (here / "buffered.log").read_text()
     return [*sender.lines, *shown_lines]
+
+
+def text(path: Path) -> str:
+    """What a command has written to ``path`` so far ("" before the shell has created it)."""
+    return path.read_text() if path.exists() else ""
 
 
 def queues_bound(sandbox, key: str) -> int:
@@ -511,6 +502,23 @@ def no_server(sandbox, row, tmp_path):
     server = start(sandbox, server_command, ready=AWAITING_RPC)
     server.wait_for(r"^ \[\.\] fib\(30\)$")
     return printed(client, server)
+
+
+# -- Every row, run --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "row",
+    [pytest.param(row, marks=row.marks, id=f"{row.chapter}: {row.name}") for row in SHOWN],
+)
+def test_what_the_notes_show_is_what_the_scripts_print(sandbox, tmp_path, row: Shown):
+    output = [
+        line.replace(f"vhost '{sandbox.vhost}'", "vhost '/'")
+        for line in row.run(sandbox, row, tmp_path)
+    ]
+    wanted = collections.Counter(row.lines)
+    short = {line: n for line, n in wanted.items() if count(line, output) < n}
+    assert short == {}, "printed:\n" + "\n".join(output)
 
 
 # -- Claims about the broker itself --------------------------------------------------------
