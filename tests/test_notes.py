@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pika.adapters.blocking_connection import BlockingChannel
 from test_notes_runs import SHOWN
 
 from tutorial_tools.chapters import CHAPTERS, chapter
@@ -215,6 +217,37 @@ def test_python_in_the_notes_is_the_scripts_own_text(block):
     assert found_in(block.lines, script.read_text().splitlines()), (
         f"{block.where}: the quoted lines are not lines of {quote[1]} as they stand there"
     )
+
+
+class SignatureOnly:
+    """Stands for a pika 1.x channel: a call checks only that its arguments fit the method."""
+
+    def __getattr__(self, name: str):
+        signature = inspect.signature(getattr(BlockingChannel, name))
+        return lambda *args, **kwargs: signature.bind(self, *args, **kwargs)
+
+
+def pika_versions() -> list[tuple[Block, str]]:
+    """The lines of the notes' not-quoted blocks that say which pika they are written for."""
+    return [
+        (block, line)
+        for block in python_blocks()
+        if NOT_A_QUOTE.fullmatch(block.marker)
+        for line in block.lines
+        if re.search(r"# pika [01]\.x", line)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("block", "line"), pika_versions(), ids=[f"{b.where} {line}" for b, line in pika_versions()]
+)
+def test_pika_0_calls_in_the_notes_are_type_errors_on_pika_1(block, line):
+    names = {"channel": SignatureOnly(), "callback": print}
+    if "# pika 0.x" in line:
+        with pytest.raises(TypeError):
+            exec(line, names)
+    else:
+        exec(line, names)
 
 
 @pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
