@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from test_notes_runs import SHOWN
@@ -248,6 +249,11 @@ def test_pika_0_calls_in_the_notes_are_type_errors_on_pika_1(block, line):
             exec(line, names)
     else:
         exec(line, names)
+
+
+def test_delivery_mode_2_is_the_older_spelling_of_persistent():
+    # work_queues/README.md shows delivery_mode=2 as what older code writes.
+    assert pika.DeliveryMode.Persistent == pika.DeliveryMode(2)
 
 
 @pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
