@@ -475,7 +475,10 @@ def ask_too_much(sandbox, row, tmp_path):
 @shown(
     "rpc",
     ["python rpc/rpc_client.py abc"],
-    ["rpc_client.py: error: argument N: invalid int value: 'abc'"],
+    [
+        "usage: rpc_client.py [-h] [--timeout SECONDS] [N]",
+        "rpc_client.py: error: argument N: invalid int value: 'abc'",
+    ],
 )
 def not_a_number(sandbox, row, tmp_path):
     proc = run(sandbox, row.commands[0])
@@ -489,6 +492,7 @@ def not_a_number(sandbox, row, tmp_path):
     [
         " [x] Requesting fib(30)",
         " [!] No answer within 10 s: is rpc_server.py running?",
+        " [x] Awaiting RPC requests",
         " [.] fib(30)",
     ],
 )
