@@ -361,7 +361,7 @@ def save_the_errors_to_a_file(sandbox, row, here):
     ]
     try:
         wait_until(lambda: "Waiting" in text(here / "errors.log"), 20, "the -u receiver")
-        # Both are bound once the buffered one has its queue: two queues bound to 'error'.
+        # The buffered receiver says nothing until it exits: wait for its binding instead.
         wait_until(lambda: queues_bound(sandbox, "error") == 2, 20, "the buffered receiver")
         sender = run(sandbox, emit)
         wait_until(lambda: "explode" in text(here / "errors.log"), 20, "the error line")
