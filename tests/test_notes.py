@@ -6,7 +6,9 @@
   tests/test_notes_runs.py finds in what the scripts printed;
 - every ```python block is a quote, marked `<!-- quote: chapter/script.py -->`, of lines that
   follow each other in that script (indentation removed alike), or is marked
-  `<!-- not a quote: why -->`; and each chapter quotes each of its scripts.
+  `<!-- not a quote: why -->`; and each chapter quotes each of its scripts. (ruff formats the
+  python blocks of Markdown files too: a quote that it would reflow once dedented goes between
+  `<!-- fmt:off -->` and `<!-- fmt:on -->`.)
 """
 
 from __future__ import annotations
