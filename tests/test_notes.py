@@ -175,7 +175,7 @@ def shown_output() -> list[tuple[Block, str]]:
 )
 def test_output_in_the_notes_is_a_line_the_tour_or_a_test_sees(block, line):
     exact, patterns = seen(block)
-    assert line in exact or any(pattern.search(line) for pattern in patterns), (
+    assert line in exact or any(pattern.fullmatch(line) for pattern in patterns), (
         f"{block.where} shows {line!r}, which neither the tour nor tests/test_notes_runs.py "
         "sees a script print"
     )
