@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,11 @@ from pathlib import Path
 import pika
 import pytest
 
-from tutorial_tools.broker import BrokerError, amqp_url, wait_until
+from tutorial_tools.broker import amqp_url
 from tutorial_tools.chapters import AWAITING_RPC, WAITING_LOGS, WAITING_MESSAGES
+from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptProcess, run_script
+from tutorial_tools.waiting import wait_until
 
 Line = str | re.Pattern  # a line as printed, or a pattern for one with a part that varies
 
@@ -384,11 +385,11 @@ def text(path: Path) -> str:
 
 def queues_bound(sandbox, key: str) -> int:
     """How many queues are bound to 'direct_logs' with ``key``."""
-    vhost = urllib.parse.quote(sandbox.vhost, safe="")
-    path = f"/api/exchanges/{vhost}/direct_logs/bindings/source"
     try:
-        bindings = sandbox.broker.management_api("GET", path)
-    except BrokerError:
+        bindings = sandbox.broker.management.get(
+            "exchanges", sandbox.vhost, "direct_logs", "bindings", "source"
+        )
+    except ManagementError:
         return 0  # not declared yet
     return sum(1 for binding in bindings if binding["routing_key"] == key)
 
