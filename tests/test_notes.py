@@ -1,18 +1,36 @@
-"""The notes cannot rot: every command they show is one the tour, the tests or CI run."""
+"""The notes cannot rot: what they show is what the tour, the tests or CI run and see.
+
+- every command in a ```console block is one the tour, CI or tests/test_notes_runs.py runs;
+- every ` [x] `, ` [.] `, ` [*] ` or ` [!] ` line in a ```console or ```text block is one the
+  tour waits for in that chapter (tutorial_tools/chapters.py) or one a row of
+  tests/test_notes_runs.py finds in what the scripts printed;
+- every ```python block is a quote, marked `<!-- quote: chapter/script.py -->`, of lines that
+  follow each other in that script (indentation removed alike), or is marked
+  `<!-- not a quote: why -->`; and each chapter quotes each of its scripts. (ruff formats the
+  python blocks of Markdown files too: a quote that it would reflow once dedented goes between
+  `<!-- fmt:off -->` and `<!-- fmt:on -->`.)
+"""
 
 from __future__ import annotations
 
+import inspect
 import re
 import shlex
+from dataclasses import dataclass
+from pathlib import Path
 
+import pika
 import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+from test_notes_runs import SHOWN
 
-from tutorial_tools.chapters import CHAPTERS
+from tutorial_tools.chapters import CHAPTERS, chapter
 from tutorial_tools.processes import ROOT
 
 NOTES = [*sorted(ROOT.glob("*/README.md")), ROOT / "README.md"]
 CI_SCRIPT = (ROOT / ".ci" / "run").read_text()
 COMPOSE_IN_CI = '"${compose[@]}"'
+MARKED = re.compile(r"^ \[[x.*!]\] ")  # a line a chapter script prints about its work
 
 # Commands the notes may show besides the chapter scripts, each with what .ci/run runs for it.
 RUN_BY_CI = {
@@ -35,6 +53,47 @@ for listing in (
     )
 
 
+@dataclass(frozen=True)
+class Block:
+    """A fenced block of a notes page, its lines without the fence's own indentation."""
+
+    note: Path
+    kind: str  # console, text, python, mermaid, ...
+    marker: str  # the line just before the fence (blank lines skipped)
+    lines: tuple[str, ...]
+    line_number: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.note.relative_to(ROOT).as_posix()}:{self.line_number}"
+
+    @property
+    def chapter(self) -> str | None:
+        """The chapter whose notes these are; None for the top-level README."""
+        return self.note.parent.name if self.note.parent != ROOT else None
+
+
+def blocks(note: Path) -> list[Block]:
+    found = []
+    lines = note.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        opening = re.fullmatch(r"(\s*)```(\w*)\s*", lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, kind = opening.groups()
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+        body = tuple(line.removeprefix(indent) for line in lines[i + 1 : end])
+        marker = next((line.strip() for line in reversed(lines[:i]) if line.strip()), "")
+        found.append(Block(note, kind, marker, body, i + 1))
+        i = end + 1
+    return found
+
+
+ALL_BLOCKS = [block for note in NOTES for block in blocks(note)]
+
+
 def chapter_commands() -> set[tuple[str, ...]]:
     """Script and arguments of every command the tour (and test_tour.py) runs."""
     commands = set()
@@ -44,32 +103,167 @@ def chapter_commands() -> set[tuple[str, ...]]:
     return commands
 
 
-def shown_commands() -> list[tuple[str, str]]:
-    found = []
-    for note in NOTES:
-        for block in re.findall(r"```console\n(.*?)```", note.read_text(), re.S):
-            found += [
-                (note.relative_to(ROOT).as_posix(), line[2:].strip())
-                for line in block.splitlines()
-                if line.startswith("$ ")
-            ]
-    return found
+def shown_commands() -> list[tuple[Block, str]]:
+    return [
+        (block, line[2:].strip())
+        for block in ALL_BLOCKS
+        if block.kind == "console"
+        for line in block.lines
+        if line.startswith("$ ")
+    ]
 
 
-@pytest.mark.parametrize(("note", "command"), shown_commands())
-def test_command_in_the_notes_is_run_by_the_tour_or_ci(note, command):
+def run_by_a_test(block: Block) -> set[str]:
+    """The commands of the rows of tests/test_notes_runs.py for this page's chapter."""
+    return {
+        command for row in SHOWN if block.chapter in (None, row.chapter) for command in row.commands
+    }
+
+
+@pytest.mark.parametrize(
+    ("block", "command"), shown_commands(), ids=[f"{b.where} {c}" for b, c in shown_commands()]
+)
+def test_command_in_the_notes_is_run_by_the_tour_a_test_or_ci(block, command):
     words = shlex.split(command)
+    if command in run_by_a_test(block):
+        return
     if words[0] in ("python", ".venv/bin/python"):
         assert tuple(words[1:]) in chapter_commands(), (
-            f"{note} shows `{command}`, which the tour does not run"
+            f"{block.where} shows `{command}`, which neither the tour nor a test runs"
         )
     elif command.startswith(("export RABBITMQ_URL=", "export RABBITMQ_MANAGEMENT_URL=")):
         name = command.split("=")[0]  # a line make broker prints
         assert f"{name}=" in (ROOT / "tutorial_tools" / "broker.py").read_text()
     else:
         key = next((k for k in RUN_BY_CI if command == k or command.startswith(k + " ")), None)
-        assert key, f"{note} shows `{command}`, which CI does not run"
+        assert key, f"{block.where} shows `{command}`, which neither CI nor a test runs"
         assert RUN_BY_CI[key] in CI_SCRIPT, f".ci/run no longer runs `{RUN_BY_CI[key]}`"
+
+
+def seen(block: Block) -> tuple[set[str], list[str | re.Pattern]]:
+    """The lines the tour waits for in this page's chapter (every chapter's, for the top
+    README): exact lines, and the patterns of the lines its terminals print when ready or
+    done; and the lines the rows of tests/test_notes_runs.py for the chapter find."""
+    chapters = [chapter(block.chapter)] if block.chapter else list(CHAPTERS)
+    exact = {e.line for chap in chapters for step in chap.steps for e in step.expect}
+    patterns: list[str | re.Pattern] = [
+        re.compile(pattern)
+        for chap in chapters
+        for term in chap.terminals
+        for pattern in (term.ready, term.finished)
+        if pattern
+    ]
+    for row in SHOWN:
+        if block.chapter in (None, row.chapter):
+            for line in row.lines:
+                (patterns.append if isinstance(line, re.Pattern) else exact.add)(line)
+    return exact, patterns
+
+
+def shown_output() -> list[tuple[Block, str]]:
+    return [
+        (block, line)
+        for block in ALL_BLOCKS
+        if block.kind in ("console", "text")
+        for line in block.lines
+        if MARKED.match(line)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("block", "line"), shown_output(), ids=[f"{b.where} {line}" for b, line in shown_output()]
+)
+def test_output_in_the_notes_is_a_line_the_tour_or_a_test_sees(block, line):
+    exact, patterns = seen(block)
+    assert line in exact or any(pattern.fullmatch(line) for pattern in patterns), (
+        f"{block.where} shows {line!r}, which neither the tour nor tests/test_notes_runs.py "
+        "sees a script print"
+    )
+
+
+QUOTE = re.compile(r"<!-- quote: (\S+) -->")
+NOT_A_QUOTE = re.compile(r"<!-- not a quote: .+ -->")
+
+
+def found_in(quoted: tuple[str, ...], script: list[str]) -> bool:
+    """Whether ``quoted`` is lines that follow each other in ``script``, all indented alike."""
+    for start in range(len(script) - len(quoted) + 1):
+        first = script[start]
+        if not quoted[0] or not first.endswith(quoted[0]):
+            continue
+        indent = first[: len(first) - len(quoted[0])]
+        if indent.strip():
+            continue
+        window = script[start : start + len(quoted)]
+        if all(
+            line == (indent + text if text else "")
+            for line, text in zip(window, quoted, strict=True)
+        ):
+            return True
+    return False
+
+
+def python_blocks() -> list[Block]:
+    return [block for block in ALL_BLOCKS if block.kind == "python"]
+
+
+@pytest.mark.parametrize("block", python_blocks(), ids=[b.where for b in python_blocks()])
+def test_python_in_the_notes_is_the_scripts_own_text(block):
+    quote = QUOTE.fullmatch(block.marker)
+    if NOT_A_QUOTE.fullmatch(block.marker):
+        return
+    assert quote, (
+        f"{block.where}: mark the block <!-- quote: chapter/script.py --> (or not a quote)"
+    )
+    script = ROOT / quote[1]
+    assert script.is_file(), f"{block.where} quotes {quote[1]}, which does not exist"
+    assert found_in(block.lines, script.read_text().splitlines()), (
+        f"{block.where}: the quoted lines are not lines of {quote[1]} as they stand there"
+    )
+
+
+class SignatureOnly:
+    """Stands for a pika 1.x channel: a call checks only that its arguments fit the method."""
+
+    def __getattr__(self, name: str):
+        signature = inspect.signature(getattr(BlockingChannel, name))
+        return lambda *args, **kwargs: signature.bind(self, *args, **kwargs)
+
+
+def pika_versions() -> list[tuple[Block, str]]:
+    """The lines of the notes' not-quoted blocks that say which pika they are written for."""
+    return [
+        (block, line)
+        for block in python_blocks()
+        if NOT_A_QUOTE.fullmatch(block.marker)
+        for line in block.lines
+        if re.search(r"# pika [01]\.x", line)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("block", "line"), pika_versions(), ids=[f"{b.where} {line}" for b, line in pika_versions()]
+)
+def test_pika_0_calls_in_the_notes_are_type_errors_on_pika_1(block, line):
+    names = {"channel": SignatureOnly(), "callback": print}
+    if "# pika 0.x" in line:
+        with pytest.raises(TypeError):
+            exec(line, names)
+    else:
+        exec(line, names)
+
+
+def test_delivery_mode_2_is_the_older_spelling_of_persistent():
+    # work_queues/README.md shows delivery_mode=2 as what older code writes.
+    assert pika.DeliveryMode.Persistent == pika.DeliveryMode(2)
+
+
+@pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
+def test_each_chapter_quotes_each_of_its_scripts(chap):
+    note = ROOT / chap.slug / "README.md"
+    quoted = {m[1] for b in blocks(note) if b.kind == "python" and (m := QUOTE.fullmatch(b.marker))}
+    scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / chap.slug).glob("*.py")}
+    assert scripts - quoted == set()
 
 
 def test_every_chapter_has_notes_that_link_from_the_readme():
