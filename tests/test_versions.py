@@ -82,7 +82,7 @@ def wait_for_depth(sandbox, depth: int) -> None:
 
 
 def test_the_broker_is_the_one_ci_asked_for(broker, rabbitmq_version):
-    """CI names the broker each run must get, so that no test above is skipped by mistake."""
+    """CI names the broker each run must get, so that no test in this file is skipped by mistake."""
     expected = os.environ.get("TUTORIAL_EXPECT_RABBITMQ")
     if not expected:
         pytest.skip("TUTORIAL_EXPECT_RABBITMQ is not set (CI sets it, e.g. to '4.3 strict')")
