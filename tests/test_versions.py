@@ -121,6 +121,41 @@ def test_a_strict_broker_refuses_the_old_hello_declaration_and_closes_the_connec
     assert "hello" not in sandbox.queue_names()
 
 
+@pytest.mark.parametrize(
+    "ending",
+    [
+        pytest.param(
+            "received the value 'quorum' of type 'longstr' but current is none",
+            marks=pytest.mark.rabbitmq(
+                before=(4, 0), otherwise="the types are named (the '4.0 and later' case)"
+            ),
+            id="3.10",
+        ),
+        pytest.param(
+            "received 'quorum' but current is 'classic'",
+            marks=pytest.mark.rabbitmq(
+                since=(4, 0), otherwise="the argument is said missing (the '3.10' case)"
+            ),
+            id="4.0 and later",
+        ),
+    ],
+)
+def test_a_quorum_declaration_meeting_an_older_classic_hello_is_refused_in_the_versions_words(
+    sandbox, ending
+):
+    with sandbox.connection() as connection:
+        connection.channel().queue_declare("hello", durable=True)  # classic, as older code has it
+
+    sender = sandbox.run("hello_world/send.py")
+
+    assert sender.process.returncode == 1
+    assert sender.stderr == [
+        ' [!] ChannelClosedByBroker: (406) "PRECONDITION_FAILED - inequivalent arg '
+        f"'x-queue-type' for queue 'hello' in vhost '{sandbox.vhost}': {ending}\" "
+        "(run 'make doctor' to diagnose)"
+    ]
+
+
 # -- Work queues: a task that kills every worker that takes it ------------------------------
 
 DEADLY_TASK = "Deadly task.........."  # ten seconds of work: its worker is killed long before
