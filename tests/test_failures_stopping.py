@@ -99,7 +99,7 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
 
     workers = [start_worker() for _ in range(3)]
     killed: list[ScriptProcess] = []
-    deadline = time.monotonic() + 25
+    deadline = time.monotonic() + 60  # a deadline for a loaded machine; about 6 s when quiet
     received = 0
     # Kill the worker that has just received the 1st, the 4th and the 7th task handed out (new
     # or given back), starting a new worker each time; then let them all finish.
@@ -107,7 +107,7 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
         try:
             worker, line = printed.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            pytest.fail(f"after 25 s, never done: {sorted(set(TASKS) - tasks_done(workers))}")
+            pytest.fail(f"after 60 s, never done: {sorted(set(TASKS) - tasks_done(workers))}")
         if task_in(line) is None:
             continue
         received += 1
@@ -124,7 +124,7 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
             assert f" [x] Received {task_in(worker.stdout[-1])} (redelivered)" in redelivered
     # Every task was acknowledged: with the workers stopped, none goes back to the queue.
     alive = [worker for worker in workers if worker not in killed]
-    wait_until(lambda: not any(busy(w) for w in alive), 10, "every worker done")
+    wait_until(lambda: not any(busy(w) for w in alive), 30, "every worker done")
     for worker in alive:
         assert worker.interrupt() == 0
     assert sandbox.message_count("task_queue") == 0
