@@ -80,6 +80,12 @@ def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: B
         publish_kept_message(url)
         management = cli.matching(r"^\s+export RABBITMQ_MANAGEMENT_URL=http://")[0].split("=", 1)[1]
         assert ManagementApi(management, "guest", "guest").get("queues", "/", "kept")["durable"]
+        # The alias line it prints makes `rabbitmqctl`, as the notes and the doctor write it,
+        # reach this broker.
+        alias = cli.matching(r"^\s+alias rabbitmqctl='")[0].strip()
+        shell = f"shopt -s expand_aliases; {alias}\nrabbitmqctl list_queues -q name"
+        listed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+        assert "kept" in listed.stdout.split(), listed.stderr
         assert cli.interrupt(timeout=60) == 0
     finally:
         cli.stop()

@@ -133,6 +133,10 @@ class Broker:
         """Run rabbitmqctl against this broker and return what it printed."""
         raise BrokerError(f"rabbitmqctl cannot reach a broker from the {self.source!r} source")
 
+    def rabbitmqctl_command(self) -> str | None:
+        """The shell command that runs rabbitmqctl against this broker, for a learner to type."""
+        return None
+
     def stop(self) -> None:
         raise NotImplementedError
 
@@ -300,6 +304,9 @@ class ContainerBroker(Broker):
         self._read_ports()  # the engine may map other host ports after a restart
         return self.url
 
+    def rabbitmqctl_command(self) -> str:
+        return f"docker exec {self.name} rabbitmqctl"  # with Podman: podman exec
+
     def rabbitmqctl(self, *args: str) -> str:
         code, output = self._container.get_wrapped_container().exec_run(["rabbitmqctl", *args])
         text = output.decode(errors="replace")
@@ -402,6 +409,11 @@ class LocalBroker(Broker):
         except ServerExited:
             self._start_on_free_ports()  # a port was taken while it was down: the URL changes
         return self.url
+
+    def rabbitmqctl_command(self) -> str:
+        # The node runs its own port mapper (epmd): rabbitmqctl must ask that one for the node.
+        rabbitmqctl = str(Path(self.server).with_name("rabbitmqctl"))
+        return f"env ERL_EPMD_PORT={self.ports['epmd']} {rabbitmqctl} -n {self.node}"
 
     def rabbitmqctl(self, *args: str) -> str:
         assert self.process is not None
@@ -506,7 +518,10 @@ def keep(broker: Broker) -> int:
     print(f"Management UI: {broker.management_url} (guest / guest)")
     print("Paste these into the terminals where you run the chapter scripts:\n")
     print(f"    export RABBITMQ_URL={broker.url}")
-    print(f"    export RABBITMQ_MANAGEMENT_URL={broker.management_url}\n")
+    print(f"    export RABBITMQ_MANAGEMENT_URL={broker.management_url}")
+    if broker.rabbitmqctl_command():  # so that the commands of the notes and the doctor work
+        print(f"    alias rabbitmqctl='{broker.rabbitmqctl_command()}'")
+    print()
     print("Press Ctrl+C to stop the broker and remove it.", flush=True)
     while True:
         signal.pause()
