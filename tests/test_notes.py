@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import collections
 import inspect
 import re
 import shlex
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,10 @@ from test_notes_runs import SHOWN
 from tutorial_tools.chapters import CHAPTERS, chapter
 from tutorial_tools.processes import ROOT
 
-NOTES = [*sorted(ROOT.glob("*/README.md")), ROOT / "README.md"]
+ENGLISH = [*sorted(ROOT.glob("*/README.md")), ROOT / "README.md"]
+# A page in Simplified Chinese beside an English one is checked as that one is, and below.
+CHINESE = {note: zh for note in ENGLISH if (zh := note.with_name("README.zh-CN.md")).exists()}
+NOTES = [*ENGLISH, *CHINESE.values()]
 CI_SCRIPT = (ROOT / ".ci" / "run").read_text()
 COMPOSE_IN_CI = '"${compose[@]}"'
 MARKED = re.compile(r"^ \[[x.*!]\] ")  # a line a chapter script prints about its work
@@ -260,10 +265,12 @@ def test_delivery_mode_2_is_the_older_spelling_of_persistent():
 
 @pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
 def test_each_chapter_quotes_each_of_its_scripts(chap):
-    note = ROOT / chap.slug / "README.md"
-    quoted = {m[1] for b in blocks(note) if b.kind == "python" and (m := QUOTE.fullmatch(b.marker))}
     scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / chap.slug).glob("*.py")}
-    assert scripts - quoted == set()
+    for note in (ROOT / chap.slug).glob("README*.md"):  # in each language
+        quoted = {
+            m[1] for b in blocks(note) if b.kind == "python" and (m := QUOTE.fullmatch(b.marker))
+        }
+        assert scripts - quoted == set(), note.name
 
 
 def test_every_chapter_has_notes_that_link_from_the_readme():
@@ -280,6 +287,118 @@ def test_notes_link_only_to_files_that_exist():
                 assert (note.parent / target).exists(), (
                     f"{note.relative_to(ROOT)} links to {target}"
                 )
+
+
+# -- The pages in Chinese: the English page's sections and blocks, each linking to the other ----
+
+PAIRS = list(CHINESE.items())
+PAIR_IDS = [zh.relative_to(ROOT).as_posix() for zh in CHINESE.values()]
+
+
+def prose(note: Path) -> list[str]:
+    """The lines of a page outside its fenced blocks."""
+    outside, fenced = [], False
+    for line in note.read_text().splitlines():
+        if re.fullmatch(r"\s*```\w*\s*", line):
+            fenced = not fenced
+        elif not fenced:
+            outside.append(line)
+    return outside
+
+
+def headings(note: Path) -> list[str]:
+    return [line for line in prose(note) if re.match(r"#{1,6} ", line)]
+
+
+def anchors(note: Path) -> set[str]:
+    """The ids GitHub gives a page's headings: lower case, punctuation (full-width too) and
+    markup dropped, spaces made hyphens, -1, -2... after a repeated one."""
+    ids, seen = set(), collections.Counter()
+    for heading in headings(note):
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.lstrip("#").strip()).lower()
+        slug = "".join(c for c in text if c in " -_" or unicodedata.category(c)[0] in "LMN")
+        slug = slug.replace(" ", "-")
+        ids.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
+        seen[slug] += 1
+    return ids
+
+
+def links(note: Path) -> list[str]:
+    return [target for line in prose(note) for target in re.findall(r"\]\(([^)\s]+)\)", line)]
+
+
+@pytest.mark.parametrize("note", NOTES, ids=[n.relative_to(ROOT).as_posix() for n in NOTES])
+def test_links_to_a_section_find_it(note):
+    for target in links(note):
+        path, _, anchor = target.partition("#")
+        if anchor and not re.match(r"[a-z]+:", target):
+            page = note.parent / path if path else note
+            assert page.exists(), f"{note.relative_to(ROOT)} links to {target}"
+            assert anchor in anchors(page), f"{note.relative_to(ROOT)} links to {target}"
+
+
+def same_block(block: Block) -> tuple:
+    """What a block must keep in the other language: all of it (commands, output, quotes and
+    their markers), but for a diagram's labels, which may be translated."""
+    if block.kind != "mermaid":
+        return block.kind, block.marker if block.kind == "python" else "", block.lines
+    unlabelled = (re.sub(r'"[^"]*"', '""', line) for line in block.lines)  # flowchart labels
+    return block.kind, "", tuple(re.sub(r"(:| as ).*", r"\1", line) for line in unlabelled)
+
+
+def bench_table(note: Path) -> str | None:
+    found = re.search(r"<!-- bench:start -->.*<!-- bench:end -->", note.read_text(), re.S)
+    return found and found[0]
+
+
+@pytest.mark.parametrize(("english", "chinese"), PAIRS, ids=PAIR_IDS)
+def test_the_chinese_page_has_the_english_pages_sections_and_blocks(english, chinese):
+    assert [h.split()[0] for h in headings(chinese)] == [h.split()[0] for h in headings(english)]
+    zh_blocks, en_blocks = blocks(chinese), blocks(english)
+    for zh, en in zip(zh_blocks, en_blocks, strict=False):  # first difference, then length
+        assert same_block(zh) == same_block(en), f"{zh.where} differs from {en.where}"
+    assert len(zh_blocks) == len(en_blocks), f"{chinese.relative_to(ROOT)}: blocks missing"
+    assert bench_table(chinese) == bench_table(english)
+
+
+def links_at_the_top(note: Path) -> list[str]:
+    """The links of a page before its first section."""
+    lines = prose(note)
+    top = lines[: next(i for i, line in enumerate(lines) if line.startswith("## "))]
+    return [target for line in top for target in re.findall(r"\]\(([^)\s]+)\)", line)]
+
+
+@pytest.mark.parametrize(("english", "chinese"), PAIRS, ids=PAIR_IDS)
+def test_the_two_languages_link_to_each_other_at_the_top(english, chinese):
+    assert "README.zh-CN.md" in links_at_the_top(english), f"{english.relative_to(ROOT)}"
+    assert "README.md" in links_at_the_top(chinese), f"{chinese.relative_to(ROOT)}"
+
+
+@pytest.mark.parametrize("chinese", CHINESE.values(), ids=PAIR_IDS)
+def test_a_chinese_page_links_to_the_chinese_pages(chinese):
+    for target in links(chinese):
+        page = (chinese.parent / target.partition("#")[0]).resolve()
+        if page.name == "README.md" and page != chinese.with_name("README.md").resolve():
+            assert not page.with_name("README.zh-CN.md").exists(), (
+                f"{chinese.relative_to(ROOT)} links to {target}: link to its Chinese page"
+            )
+
+
+ZH_README = [zh for en, zh in PAIRS if en == ROOT / "README.md"]
+
+
+@pytest.mark.parametrize("readme", ZH_README, ids=["README.zh-CN.md"][: len(ZH_README)])
+def test_the_chinese_readme_links_every_chapter(readme):
+    for chap in CHAPTERS:
+        page = ROOT / chap.slug / "README.zh-CN.md"
+        page = page if page.exists() else page.with_name("README.md")  # not translated yet
+        assert page.relative_to(ROOT).as_posix() in links(readme), chap.slug
+
+
+@pytest.mark.parametrize("readme", ZH_README, ids=["README.zh-CN.md"][: len(ZH_README)])
+def test_the_chinese_readme_says_the_python_the_project_declares(readme):
+    declared = re.search(r'requires-python = ">=(\d+\.\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert f"Python {declared[1]} 或更新版本" in readme.read_text()
 
 
 def test_readme_commands_are_the_makefile_targets():
