@@ -312,7 +312,7 @@ def headings(note: Path) -> list[str]:
 
 def anchors(note: Path) -> set[str]:
     """The ids GitHub gives a page's headings: lower case, punctuation (full-width too) and
-    markup dropped, spaces made hyphens, -1, -2... after a repeated one."""
+    markup dropped, spaces made hyphens, -1, -2... after a repeated one; and <a name> anchors."""
     ids, seen = set(), collections.Counter()
     for heading in headings(note):
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.lstrip("#").strip()).lower()
@@ -320,7 +320,7 @@ def anchors(note: Path) -> set[str]:
         slug = slug.replace(" ", "-")
         ids.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
         seen[slug] += 1
-    return ids
+    return ids | set(re.findall(r'<a name="([^"]+)"></a>', "\n".join(prose(note))))
 
 
 def links(note: Path) -> list[str]:

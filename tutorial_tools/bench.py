@@ -50,7 +50,12 @@ from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_scrip
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
-READMES = (ROOT / "publisher_confirms" / "README.md", ROOT / "README.md")
+READMES = (  # the notes that show the table, in English and in Chinese
+    ROOT / "publisher_confirms" / "README.md",
+    ROOT / "publisher_confirms" / "README.zh-CN.md",
+    ROOT / "README.md",
+    ROOT / "README.zh-CN.md",
+)
 QUORUM = {"x-queue-type": "quorum"}
 PUBLISHED = re.compile(r"^Published ([\d,]+) messages .* in ([\d,]+) ms$")
 SLOW_N = 35  # the largest n rpc_server.py computes; the naive fib(35) takes about a second
