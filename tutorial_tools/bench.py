@@ -50,12 +50,7 @@ from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_scrip
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
-READMES = (  # the notes that show the table, in English and in Chinese
-    ROOT / "publisher_confirms" / "README.md",
-    ROOT / "publisher_confirms" / "README.zh-CN.md",
-    ROOT / "README.md",
-    ROOT / "README.zh-CN.md",
-)
+READMES = (ROOT / "publisher_confirms" / "README.md", ROOT / "README.md")
 QUORUM = {"x-queue-type": "quorum"}
 PUBLISHED = re.compile(r"^Published ([\d,]+) messages .* in ([\d,]+) ms$")
 SLOW_N = 35  # the largest n rpc_server.py computes; the naive fib(35) takes about a second
@@ -327,15 +322,16 @@ def table(results: dict, runs: int, messages: int, about: str) -> str:
 
 
 def write_between_markers(path: Path, text: str) -> bool:
-    """Replace what is between the bench markers in ``path``; False if it has none."""
-    if not path.exists():
-        return False
-    content = path.read_text()
-    start, end = content.find(START), content.find(END)
-    if start < 0 or end < start:
-        return False
-    path.write_text(content[: start + len(START)] + "\n" + text + "\n" + content[end:])
-    return True
+    """Replace what is between the bench markers in ``path``, and in the page in Chinese beside
+    it (README.zh-CN.md), which shows the same table; False if ``path`` has none."""
+    written = False
+    for page in (path, path.with_name("README.zh-CN.md")):
+        content = page.read_text() if page.exists() else ""
+        start, end = content.find(START), content.find(END)
+        if 0 <= start < end:
+            page.write_text(content[: start + len(START)] + "\n" + text + "\n" + content[end:])
+            written = written or page == path
+    return written
 
 
 # -- command line ------------------------------------------------------------------------
