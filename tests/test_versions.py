@@ -92,7 +92,7 @@ def test_the_broker_is_the_one_ci_asked_for(broker, rabbitmq_version):
         assert permits_transient_queues(broker) == ("strict" not in flags)
 
 
-# -- Hello World: the old tutorials' queue_declare('hello') on a strict broker--------------
+# -- Hello World: the old tutorials' queue_declare('hello') on a strict broker ------------
 
 
 def test_a_strict_broker_refuses_the_old_hello_declaration_and_closes_the_connection(
