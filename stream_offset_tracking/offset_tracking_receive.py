@@ -1,0 +1,86 @@
+"""Offset tracking, receiving side: read up to a marker; the next run resumes after it."""
+
+import asyncio
+import os
+import signal
+import sys
+from urllib.parse import unquote, urlsplit
+
+from rstream import Consumer, ConsumerOffsetSpecification, OffsetNotFound, OffsetType, amqp_decoder
+
+STREAM_NAME = "stream-offset-tracking-python"
+# Retention: RabbitMQ keeps about the newest 2 GB of the stream and deletes older messages.
+STREAM_RETENTION = 2_000_000_000
+# The consumer's name: RabbitMQ stores the offset it reached under this name, in the stream.
+SUBSCRIBER = "subscriber_1"
+
+
+async def main(broker: dict) -> None:
+    first_offset = last_offset = -1  # the offsets of the first and last message processed
+    processed = 0
+    ended = []  # why RabbitMQ ended the subscription, if it does
+
+    def on_close(info) -> None:  # the connection was lost, or the stream deleted
+        ended.append(info.reason)
+        consumer.stop()
+
+    consumer = Consumer(**broker, on_close_handler=on_close)
+    try:
+        await consumer.create_stream(
+            STREAM_NAME, exists_ok=True, arguments={"max-length-bytes": STREAM_RETENTION}
+        )
+        print("Started consuming: Press control +C to close")
+        try:  # where did this consumer get to last time?
+            stored_offset = await consumer.query_offset(STREAM_NAME, SUBSCRIBER)
+        except OffsetNotFound:
+            print("Offset not previously stored.")
+            stored_offset = -1
+
+        async def on_message(msg, message_context):
+            nonlocal first_offset, last_offset, processed
+            offset = message_context.offset  # the message's place in the stream: 0, 1, 2, ...
+            if first_offset == -1:
+                print("First message received.")
+                first_offset = offset
+            processed += 1
+            last_offset = offset  # processed: a later run need not see it again
+            # Store the offset every 10 messages. Each store is a small write to the stream:
+            # real consumers store every few hundred or thousand messages.
+            if processed % 10 == 0:
+                await consumer.store_offset(STREAM_NAME, SUBSCRIBER, offset)
+            if msg.body.startswith(b"marker"):
+                consumer.stop()  # the end of the wave: run() below returns
+
+        # Start right after the stored offset; with none stored, at 0, the start of the stream.
+        await consumer.subscribe(
+            STREAM_NAME,
+            on_message,
+            decoder=amqp_decoder,
+            subscriber_name=SUBSCRIBER,
+            offset_specification=ConsumerOffsetSpecification(OffsetType.OFFSET, stored_offset + 1),
+        )
+        await consumer.run()  # until the marker, Ctrl+C, or until on_close stops it
+    finally:
+        if ended:  # RabbitMQ ended the subscription: nothing left to store or close
+            sys.exit(f" [!] RabbitMQ ended the subscription ({ended[0]}): stream deleted, or gone?")
+        if last_offset != -1:  # store the last offset processed: the next run skips all of them
+            await consumer.store_offset(STREAM_NAME, SUBSCRIBER, last_offset)
+            print(f"Done consuming, first offset {first_offset}, last offset {last_offset}.")
+        await consumer.close()
+
+
+# --- The same in every stream script: where RabbitMQ is, Ctrl+C, one line for any error ---
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C, also in a background job
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # as Ctrl+C
+    try:
+        url = urlsplit(os.environ.get("RABBITMQ_STREAM_URL", "rabbitmq-stream://localhost:5552/"))
+        if url.scheme != "rabbitmq-stream":
+            raise ValueError("RABBITMQ_STREAM_URL must start with rabbitmq-stream://")
+        broker = dict(host=url.hostname, port=url.port or 5552, vhost=unquote(url.path[1:]) or "/")
+        user, password = unquote(url.username or "guest"), unquote(url.password or "guest")
+        asyncio.run(main(dict(broker, username=user, password=password)))
+    except KeyboardInterrupt:
+        print(" [*] Interrupted")
+    except Exception as error:  # one line on stderr, never a traceback
+        sys.exit(f" [!] {error!r} (run 'make doctor' to diagnose)")
