@@ -17,13 +17,14 @@ STREAM_RETENTION = 5_000_000_000
 
 
 async def main(broker: dict) -> None:
-    ended = []  # why RabbitMQ ended the subscription, if it does
+    stopped_by = []  # what stopped consuming: "Ctrl+C", or RabbitMQ's reason for ending it
 
-    def on_close(info) -> None:  # the connection was lost, or the stream deleted
-        ended.append(info.reason)
-        consumer.stop()
+    def stop(why: str) -> None:
+        stopped_by.append(why)
+        consumer.stop()  # consumer.run() below returns
 
-    consumer = Consumer(**broker, on_close_handler=on_close)
+    # RabbitMQ ends the subscription if the connection is lost or the stream deleted.
+    consumer = Consumer(**broker, on_close_handler=lambda info: stop(info.reason))
     try:
         # The same declaration as send.py, so the stream exists whichever script starts first.
         await consumer.create_stream(
@@ -34,6 +35,8 @@ async def main(broker: dict) -> None:
             body = msg.decode(errors="backslashreplace")
             print(f"Got message: {body} from stream {message_context.stream}")
 
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop, "Ctrl+C")
         print("Press control +C to close")
         # Where to start reading: FIRST is the oldest message the stream still holds. Reading
         # removes nothing, so every consumer that starts at FIRST gets every message, and
@@ -43,11 +46,12 @@ async def main(broker: dict) -> None:
             on_message,
             offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST),
         )
-        await consumer.run()  # until Ctrl+C, or until on_close stops it
+        await consumer.run()  # until stop()
     finally:
-        if ended:  # RabbitMQ ended the subscription: nothing left to close
-            sys.exit(f" [!] RabbitMQ ended the subscription ({ended[0]}): stream deleted, or gone?")
+        if stopped_by and stopped_by[0] != "Ctrl+C":  # RabbitMQ ended it: nothing left to close
+            sys.exit(f" [!] Subscription ended: {stopped_by[0]} (run 'make doctor' to diagnose)")
         await consumer.close()
+    raise KeyboardInterrupt  # stopped by Ctrl+C: the tail says so
 
 
 # --- The same in every stream script: where RabbitMQ is, Ctrl+C, one line for any error ---

@@ -16,19 +16,21 @@ SUBSCRIBER = "subscriber_1"
 
 
 async def main(broker: dict) -> None:
-    first_offset = last_offset = -1  # the offsets of the first and last message processed
-    processed = 0
-    ended = []  # why RabbitMQ ended the subscription, if it does
+    first_offset, last_offset, processed = -1, -1, 0  # offsets of the first and last processed
+    stopped_by = []  # what stopped consuming before a marker: "Ctrl+C", or RabbitMQ's reason
 
-    def on_close(info) -> None:  # the connection was lost, or the stream deleted
-        ended.append(info.reason)
-        consumer.stop()
+    def stop(why: str) -> None:
+        stopped_by.append(why)
+        consumer.stop()  # consumer.run() below returns
 
-    consumer = Consumer(**broker, on_close_handler=on_close)
+    # RabbitMQ ends the subscription if the connection is lost or the stream deleted.
+    consumer = Consumer(**broker, on_close_handler=lambda info: stop(info.reason))
     try:
         await consumer.create_stream(
             STREAM_NAME, exists_ok=True, arguments={"max-length-bytes": STREAM_RETENTION}
         )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop, "Ctrl+C")
         print("Started consuming: Press control +C to close")
         try:  # where did this consumer get to last time?
             stored_offset = await consumer.query_offset(STREAM_NAME, SUBSCRIBER)
@@ -44,8 +46,8 @@ async def main(broker: dict) -> None:
                 first_offset = offset
             processed += 1
             last_offset = offset  # processed: a later run need not see it again
-            # Store the offset every 10 messages. Each store is a small write to the stream:
-            # real consumers store every few hundred or thousand messages.
+            # Store the offset every 10 messages (each store is a write: real consumers store
+            # every few hundred or thousand messages).
             if processed % 10 == 0:
                 await consumer.store_offset(STREAM_NAME, SUBSCRIBER, offset)
             if msg.body.startswith(b"marker"):
@@ -59,14 +61,16 @@ async def main(broker: dict) -> None:
             subscriber_name=SUBSCRIBER,
             offset_specification=ConsumerOffsetSpecification(OffsetType.OFFSET, stored_offset + 1),
         )
-        await consumer.run()  # until the marker, Ctrl+C, or until on_close stops it
+        await consumer.run()  # until the marker, or until stop()
     finally:
-        if ended:  # RabbitMQ ended the subscription: nothing left to store or close
-            sys.exit(f" [!] RabbitMQ ended the subscription ({ended[0]}): stream deleted, or gone?")
+        if stopped_by and stopped_by[0] != "Ctrl+C":  # RabbitMQ ended it: nothing to store
+            sys.exit(f" [!] Subscription ended: {stopped_by[0]} (run 'make doctor' to diagnose)")
         if last_offset != -1:  # store the last offset processed: the next run skips all of them
             await consumer.store_offset(STREAM_NAME, SUBSCRIBER, last_offset)
             print(f"Done consuming, first offset {first_offset}, last offset {last_offset}.")
         await consumer.close()
+    if stopped_by:
+        raise KeyboardInterrupt  # stopped by Ctrl+C: the tail says so
 
 
 # --- The same in every stream script: where RabbitMQ is, Ctrl+C, one line for any error ---
