@@ -35,9 +35,9 @@ async def main(broker: dict) -> None:
             body = msg.decode(errors="backslashreplace")
             print(f"Got message: {body} from stream {message_context.stream}")
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(signum, stop, "Ctrl+C")
-        print("Press control +C to close")
+        # Ctrl+C (and SIGTERM, which the tail turns into one) stops consuming: run() returns.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop, "Ctrl+C")
+        print("Press control + C to close")
         # Where to start reading: FIRST is the oldest message the stream still holds. Reading
         # removes nothing, so every consumer that starts at FIRST gets every message, and
         # messages sent before it started too. (NEXT would give only messages sent from now on.)

@@ -29,8 +29,8 @@ async def main(broker: dict) -> None:
         await consumer.create_stream(
             STREAM_NAME, exists_ok=True, arguments={"max-length-bytes": STREAM_RETENTION}
         )
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(signum, stop, "Ctrl+C")
+        # Ctrl+C (and SIGTERM, which the tail turns into one) stops consuming: run() returns.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop, "Ctrl+C")
         print("Started consuming: Press control +C to close")
         try:  # where did this consumer get to last time?
             stored_offset = await consumer.query_offset(STREAM_NAME, SUBSCRIBER)
