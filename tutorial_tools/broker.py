@@ -8,9 +8,9 @@ Sources, tried in this order unless one is named (``--source`` or ``TUTORIAL_BRO
 3. ``local``: a ``rabbitmq-server`` installed on this machine, run as a child process with its
    own node name, free ports and a temporary data directory (see rabbitmq_server.py).
 
-Every broker offers its AMQP URL, its management API, a restart that keeps durable queues and
-persistent messages, ``rabbitmqctl`` against it, and a stop that leaves nothing behind. Every
-port of a broker started here listens on 127.0.0.1 only.
+Every broker offers its AMQP URL, its RabbitMQ Stream URL, its management API, a restart that
+keeps durable queues, persistent messages and streams, ``rabbitmqctl`` against it, and a stop
+that leaves nothing behind. Every port of a broker started here listens on 127.0.0.1 only.
 
 ``running_broker()`` is the one lifecycle of the commands that need a broker (this module's
 command line, the tour, the bench): Ctrl+C and SIGTERM stop, the broker starts, and it is
@@ -44,14 +44,24 @@ SOURCES = ("url", "container", "local")
 USER = PASSWORD = "guest"
 START_TIMEOUT = 90.0
 
+# A stream client asks the broker which node holds a stream and connects to the host and port
+# that node advertises (by default its host name, which means nothing outside a container):
+# every broker started here advertises this host, and its stream port as this machine sees it.
+ADVERTISED_HOST = "localhost"
 # Every listener of a broker started here: its name, its port in a container, and the
-# rabbitmq.conf lines that put it on 127.0.0.1 in a local broker. A plugin's listener (the
-# stream plugin's, say) is one more row here, and its plugin one more name in PLUGINS.
+# rabbitmq.conf lines that put it on 127.0.0.1 in a local broker. A plugin's listener is one
+# more row here, and its plugin one more name in PLUGINS.
 LISTENERS = {
     "amqp": (5672, "listeners.tcp.1 = 127.0.0.1:{port}"),
     "management": (15672, "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {port}"),
+    "stream": (
+        5552,
+        f"stream.listeners.tcp.1 = 127.0.0.1:{{port}}\nstream.advertised_host = {ADVERTISED_HOST}",
+    ),
 }
-PLUGINS = ("rabbitmq_management",)
+PLUGINS = ("rabbitmq_management", "rabbitmq_stream")
+# --port 5672 puts the chapters' default ports on the host: AMQP's, and the stream port's.
+DEFAULT_PORTS = {"amqp": 5672, "stream": 5552}
 
 HOW_TO_GET_ONE = """\
 No RabbitMQ broker is available. Any one of these will do:
@@ -74,6 +84,22 @@ def amqp_url(
 ) -> str:
     userinfo = f"{_q(user)}:{_q(password)}"
     return f"amqp://{userinfo}@{host}:{port}/{_q(vhost)}"
+
+
+def stream_url(
+    host: str, port: int, vhost: str = "/", user: str = USER, password: str = PASSWORD
+) -> str:
+    """A RabbitMQ Stream URL, as the stream clients write it: rabbitmq-stream://..."""
+    return amqp_url(host, port, vhost, user, password).replace("amqp://", "rabbitmq-stream://", 1)
+
+
+def fixed_ports(amqp_port: int | None) -> dict[str, int]:
+    """The host ports asked for: AMQP's, and with 5672 the stream port's default too."""
+    if amqp_port is None:
+        return {}
+    if amqp_port == DEFAULT_PORTS["amqp"]:
+        return dict(DEFAULT_PORTS)
+    return {"amqp": amqp_port}
 
 
 def masked(url: str) -> str:
@@ -115,6 +141,15 @@ class Broker:
     def management_url(self) -> str | None:
         port = self.ports.get("management")
         return f"http://{self.host}:{port}" if port else None
+
+    @property
+    def stream_url(self) -> str | None:
+        """The RabbitMQ Stream URL of the default virtual host (RABBITMQ_STREAM_URL)."""
+        return self.stream_url_for("/")
+
+    def stream_url_for(self, vhost: str) -> str | None:
+        port = self.ports.get("stream")
+        return stream_url(self.host, port, vhost, self.user, self.password) if port else None
 
     @property
     def management(self) -> ManagementApi:
@@ -174,14 +209,19 @@ class UrlBroker(Broker):
 
     source = "url"
 
-    def __init__(self, url: str, management_url: str | None = None) -> None:
+    def __init__(
+        self, url: str, management_url: str | None = None, stream_url: str | None = None
+    ) -> None:
         super().__init__()
         self._given = url
+        # Streams: RABBITMQ_STREAM_URL; without it, the standard port on the AMQP URL's host.
+        self._stream_given = stream_url or os.environ.get("RABBITMQ_STREAM_URL") or None
         try:
             params = pika.URLParameters(url)
         except Exception as exc:
             raise BrokerUnavailable(f"RABBITMQ_URL is not a valid AMQP URL: {exc}") from exc
         self.host, self.ports["amqp"] = params.host, params.port
+        self.ports["stream"] = DEFAULT_PORTS["stream"]
         self.user, self.password = params.credentials.username, params.credentials.password
         management_url = management_url or os.environ.get("RABBITMQ_MANAGEMENT_URL")
         self._management_url = (management_url or f"http://{self.host}:15672").rstrip("/")
@@ -189,6 +229,12 @@ class UrlBroker(Broker):
     @property
     def url(self) -> str:
         return self._given
+
+    def stream_url_for(self, vhost: str) -> str | None:
+        if not self._stream_given:
+            return super().stream_url_for(vhost)
+        parts = urllib.parse.urlsplit(self._stream_given)
+        return urllib.parse.urlunsplit(parts._replace(path="/" + _q(vhost)))
 
     @property
     def management_url(self) -> str:
@@ -258,7 +304,7 @@ class ContainerBroker(Broker):
     def __init__(self, image: str | None = None, fixed_port: int | None = None) -> None:
         super().__init__()
         self.image = image or os.environ.get("RABBITMQ_IMAGE") or DEFAULT_IMAGE
-        self.fixed_port = fixed_port
+        self.fixed = fixed_ports(fixed_port)
         self.name = f"tutorial-rabbitmq-{os.getpid()}-{secrets.token_hex(3)}"
         self._container = None
         self._starts = 0
@@ -269,10 +315,18 @@ class ContainerBroker(Broker):
 
         container = RabbitMqContainer(self.image, username=USER, password=PASSWORD)
         container.with_name(self.name)
+        # The stream port is advertised, so its host port is chosen here, not by the engine.
+        host_ports = {"stream": free_ports(1)[0], **self.fixed}
         for name, (port, _) in LISTENERS.items():
             # Published on 127.0.0.1 only (an engine's default is every interface).
-            host_port = self.fixed_port if name == "amqp" else None
-            container.ports[str(port)] = ("127.0.0.1", host_port)
+            container.ports[str(port)] = ("127.0.0.1", host_ports.get(name))
+        # This list replaces the image's own (the official image enables management only).
+        container.with_env("RABBITMQ_ENABLED_PLUGINS", ",".join(PLUGINS))
+        container.with_env(
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+            f"-rabbitmq_stream advertised_host {ADVERTISED_HOST} "
+            f"-rabbitmq_stream advertised_port {host_ports['stream']}",
+        )
         self._container = container.waiting_for(self._started())
         try:
             container.start()
@@ -359,7 +413,7 @@ class LocalBroker(Broker):
             raise BrokerUnavailable("no rabbitmq-server is installed")
         # A name@localhost node name avoids a long wait on host name resolution.
         self.node = f"tutorial-{os.getpid()}-{secrets.token_hex(3)}@localhost"
-        self.fixed_port = fixed_port
+        self.fixed = fixed_ports(fixed_port)
         self.workdir: Path | None = None
         self.process: RabbitMqServer | None = None
 
@@ -379,9 +433,7 @@ class LocalBroker(Broker):
         """Start; if the node dies starting (a port taken meanwhile), again on other ports."""
         for attempt in range(1, attempts + 1):
             names = (*LISTENERS, "distribution", "epmd")
-            self.ports = dict(zip(names, free_ports(len(names)), strict=True))
-            if self.fixed_port:
-                self.ports["amqp"] = self.fixed_port
+            self.ports = dict(zip(names, free_ports(len(names)), strict=True)) | self.fixed
             try:
                 self._start_node()
                 return
@@ -519,6 +571,7 @@ def keep(broker: Broker) -> int:
     print("Paste these into the terminals where you run the chapter scripts:\n")
     print(f"    export RABBITMQ_URL={broker.url}")
     print(f"    export RABBITMQ_MANAGEMENT_URL={broker.management_url}")
+    print(f"    export RABBITMQ_STREAM_URL={broker.stream_url}")
     if broker.rabbitmqctl_command():  # so that the commands of the notes and the doctor work
         print(f"    alias rabbitmqctl='{broker.rabbitmqctl_command()}'")
     print()
@@ -540,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--port",
         type=int,
-        help="publish AMQP on this port (5672 lets the chapter scripts run with no RABBITMQ_URL)",
+        help="publish AMQP on this port (5672 lets the chapter scripts run with no RABBITMQ_URL, "
+        "and puts streams on 5552, their default port)",
     )
     args = parser.parse_args(argv)
     return run_with_broker("tutorial-broker", keep, args.source, args.port, interrupted=0)
