@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
+import urllib.parse
 from collections.abc import Iterator
 
 import pika
 import pytest
 
-from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker
+from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker, masked
 from tutorial_tools.chapters import SENDER, Chapter, Step
 from tutorial_tools.processes import ScriptProcess, run_script
 
@@ -32,8 +34,14 @@ class Sandbox:
         # Read each time: a container may come back on another port after a restart.
         return self.broker.url_for(self.vhost)
 
+    @property
+    def stream_url(self) -> str | None:
+        """The same virtual host through the stream protocol (RABBITMQ_STREAM_URL)."""
+        return self.broker.stream_url_for(self.vhost)
+
     def start(self, script: str, *args: str, ready: str | None = None, **kw) -> ScriptProcess:
         """Start a script (a receiver, a worker, a server); wait for ``ready`` if given."""
+        kw.setdefault("stream_url", self.stream_url)
         proc = ScriptProcess(script, args, url=self.url, **kw)
         self.processes.append(proc)
         if ready:
@@ -42,6 +50,7 @@ class Sandbox:
 
     def run(self, script: str, *args: str, timeout: float = 30, **kw) -> ScriptProcess:
         """Run a script to its end (a sender, a client)."""
+        kw.setdefault("stream_url", self.stream_url)
         return run_script(script, args, url=self.url, timeout=timeout, **kw)
 
     def arrivals(self, chap: Chapter, step: Step) -> dict[str, list[str]]:
@@ -106,6 +115,22 @@ def sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]
             broker.delete_vhost(vhost)
         except BrokerError:
             pass  # a test that stopped the broker on purpose leaves nothing to delete
+
+
+@pytest.fixture(scope="session")
+def streams(broker: Broker) -> Broker:
+    """The session's broker, which must serve streams (the brokers the tooling starts do).
+
+    A broker named by RABBITMQ_URL may not run the stream plugin: its stream tests are skipped,
+    saying where they looked (RABBITMQ_STREAM_URL, else port 5552 on the same host).
+    """
+    if broker.source == "url":
+        where = urllib.parse.urlsplit(broker.stream_url)
+        try:
+            socket.create_connection((where.hostname, where.port or 5552), timeout=5).close()
+        except OSError as exc:
+            pytest.skip(f"no stream port at {masked(broker.stream_url)}: {exc}")
+    return broker
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ missing, or that came where it should not, is a real mismatch, not a slow broker
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
 WAITING_MESSAGES = r"^ \[\*\] Waiting for messages\. To exit press CTRL\+C$"
 WAITING_LOGS = r"^ \[\*\] Waiting for logs\. To exit press CTRL\+C$"
 AWAITING_RPC = r"^ \[x\] Awaiting RPC requests$"
+WAITING_STREAM = r"^Press control \+ C to close$"  # as the official stream receive.py
 SENDER = "sender"  # in an Expect, the terminal of the step's own script
 
 
@@ -38,11 +40,20 @@ class Terminal:
 
 @dataclass(frozen=True)
 class Expect:
-    """``line`` is printed once in each of ``where`` (``one_of``: in exactly one of them)."""
+    """``line`` is printed once in each of ``where`` (``one_of``: in exactly one of them).
+
+    With ``regex``, ``line`` is a regular expression for the whole line: for what differs from
+    run to run, such as the offsets in a stream.
+    """
 
     line: str
     where: tuple[str, ...] = ()
     one_of: bool = False
+    regex: bool = False
+
+    @property
+    def pattern(self) -> str:
+        return f"^(?:{self.line})$" if self.regex else f"^{re.escape(self.line)}$"
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class Step:
 
 
 QUORUM = (("x-queue-type", "quorum"),)
+Arguments = tuple[tuple[str, object], ...]
 
 
 @dataclass(frozen=True)
@@ -70,9 +82,14 @@ class Chapter:
     steps: tuple[Step, ...]
     showed: str  # one line for the tour: what the chapter showed
     # What its scripts declare, as they declare it (`make doctor` compares a broker's with it):
-    # named queues, all durable, with their arguments; exchanges with their types.
-    queues: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    # named queues, all durable, with their arguments; exchanges with their types; streams
+    # with their arguments, as the stream protocol takes them.
+    queues: tuple[tuple[str, Arguments], ...] = ()
     exchanges: tuple[tuple[str, str], ...] = ()
+    streams: tuple[tuple[str, Arguments], ...] = ()
+    # The client its scripts use: "pika" (AMQP, RABBITMQ_URL) or "rstream" (the RabbitMQ
+    # Stream protocol, RABBITMQ_STREAM_URL).
+    client: str = "pika"
 
     def promised(self, *steps: Step) -> dict[str, list[str]]:
         """The message lines each terminal must print for ``steps``, in order."""
@@ -321,6 +338,84 @@ PUBLISHER_CONFIRMS = Chapter(
     ),
 )
 
+STREAM_HELLO_WORLD = Chapter(
+    "stream_hello_world",
+    "Stream Hello World",
+    terminals=tuple(
+        Terminal(
+            f"receive {n}",
+            "stream_hello_world/receive.py",
+            ready=WAITING_STREAM,
+            message=r"^Got message: ",
+        )
+        for n in (1, 2)
+    ),
+    steps=(
+        Step(
+            "stream_hello_world/send.py",
+            expect=(
+                Expect(" [x] Hello, World! message sent", (SENDER,)),
+                Expect(
+                    "Got message: Hello, World! from stream hello-python-stream",
+                    ("receive 1", "receive 2"),
+                ),
+            ),
+            says="send.py appends one message to the stream 'hello-python-stream'; both read it",
+        ),
+    ),
+    showed="both receivers read the message from 'hello-python-stream': reading removes nothing",
+    streams=(("hello-python-stream", (("max-length-bytes", 5_000_000_000),)),),
+    client="rstream",
+)
+
+_SEND_WAVE = Step(
+    "stream_offset_tracking/offset_tracking_send.py",
+    expect=(
+        Expect("Publishing 100 messages...", (SENDER,)),
+        Expect("Messages confirmed: true.", (SENDER,)),
+    ),
+    says="offset_tracking_send.py appends a wave of 100 messages, the last a marker",
+)
+_STARTED = Expect("Started consuming: Press control +C to close", (SENDER,))
+_FIRST = Expect("First message received.", (SENDER,))
+
+STREAM_OFFSET_TRACKING = Chapter(
+    "stream_offset_tracking",
+    "Stream offset tracking",
+    terminals=(),  # the receiver stops at each wave's marker: each run of it is a step
+    steps=(
+        _SEND_WAVE,
+        Step(
+            "stream_offset_tracking/offset_tracking_receive.py",
+            expect=(
+                _STARTED,
+                Expect("Offset not previously stored.", (SENDER,)),
+                _FIRST,
+                Expect("Done consuming, first offset 0, last offset 99.", (SENDER,)),
+            ),
+            says="no offset stored yet: read from offset 0 to the marker (99), store 99",
+        ),
+        _SEND_WAVE,
+        Step(
+            "stream_offset_tracking/offset_tracking_receive.py",
+            expect=(
+                _STARTED,
+                _FIRST,
+                # After the stored offsets, which take offsets of their own: 100 and a few more.
+                Expect(
+                    r"Done consuming, first offset 1\d\d, last offset 2\d\d\.",
+                    (SENDER,),
+                    regex=True,
+                ),
+            ),
+            says="resume after the stored offset 99: the second wave only, nothing twice",
+        ),
+    ),
+    showed="the second run of the receiver resumed right after the offset the first one stored",
+    streams=(("stream-offset-tracking-python", (("max-length-bytes", 2_000_000_000),)),),
+    client="rstream",
+)
+
 CHAPTERS: tuple[Chapter, ...] = (
     HELLO_WORLD,
     WORK_QUEUES,
@@ -329,21 +424,26 @@ CHAPTERS: tuple[Chapter, ...] = (
     TOPICS,
     RPC,
     PUBLISHER_CONFIRMS,
+    STREAM_HELLO_WORLD,
+    STREAM_OFFSET_TRACKING,
 )
 
 
-def _first_runs() -> dict[str, Terminal | Step]:
+def _first_runs(client: str) -> dict[str, Terminal | Step]:
     found: dict[str, Terminal | Step] = {}
     for chap in CHAPTERS:
-        for part in (*chap.terminals, *chap.steps):
-            found.setdefault(part.script, part)
+        if chap.client == client:
+            for part in (*chap.terminals, *chap.steps):
+                found.setdefault(part.script, part)
     return found
 
 
-# Every chapter script once, with the arguments its chapter first runs it with: a terminal
-# (a script that waits, with the line it prints once it does) or a step (one that ends).
-SCRIPTS = _first_runs()
+# Every pika chapter script once, with the arguments its chapter first runs it with: a
+# terminal (a script that waits, with the line it prints once it does) or a step (one that
+# ends). The stream scripts, on rstream, fail and stop in ways of their own: STREAM_SCRIPTS.
+SCRIPTS = _first_runs("pika")
 RECEIVERS = {script: part for script, part in SCRIPTS.items() if isinstance(part, Terminal)}
+STREAM_SCRIPTS = _first_runs("rstream")
 
 
 def chapter(slug: str) -> Chapter:

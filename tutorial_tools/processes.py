@@ -1,7 +1,8 @@
 """Run a chapter script as its own process, as a learner would in a terminal, and read it.
 
-Used by the tests and the guided tour: start a script with ``RABBITMQ_URL`` set, wait for a
-line it prints (with a deadline, never a sleep), press Ctrl+C on it, or kill it.
+Used by the tests and the guided tour: start a script with ``RABBITMQ_URL`` set (and
+``RABBITMQ_STREAM_URL``, for the stream chapters), wait for a line it prints (with a deadline,
+never a sleep), press Ctrl+C on it, or kill it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ScriptProcess:
         args: Sequence[str] = (),
         url: str | None = None,
         env: dict[str, str] | None = None,
+        stream_url: str | None = None,
         on_line: Callable[[ScriptProcess, str], None] | None = None,
         label: str | None = None,
         keyboard: bool = False,
@@ -45,6 +47,8 @@ class ScriptProcess:
         child_env.pop("PYTHONWARNINGS", None)
         if url is not None:
             child_env["RABBITMQ_URL"] = url
+        if stream_url is not None:
+            child_env["RABBITMQ_STREAM_URL"] = stream_url
         child_env.update(env or {})
         self.lines: list[str] = []  # stdout and stderr, interleaved as they arrive
         self.stdout: list[str] = []

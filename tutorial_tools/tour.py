@@ -6,8 +6,9 @@
     python -m tutorial_tools.tour --step       press Enter between steps (for a workshop)
     python -m tutorial_tools.tour --tmux rpc   open the chapter as real terminals in tmux
 
-It uses the broker at RABBITMQ_URL if set, else starts a throwaway one (see broker.py) and
-removes it at the end. Exit status 0 when everything arrived where the notes say, 1 otherwise.
+It uses the broker at RABBITMQ_URL (and RABBITMQ_STREAM_URL) if set, else starts a throwaway one
+(see broker.py) and removes it at the end. Exit status 0 when everything arrived where the notes
+say, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -98,18 +99,16 @@ class Outcome:
         return not self.problems
 
 
-def _exact(line: str) -> str:
-    return f"^{re.escape(line)}$"
-
-
 def run_chapter(
     chap: Chapter,
     url: str,
     display: Display | None = None,
     before_step: Callable[[int, Step], None] | None = None,
     timeout: float = ARRIVAL_TIMEOUT,
+    stream_url: str | None = None,
 ) -> Outcome:
-    """Run a chapter's terminals and steps against the broker at ``url``; report mismatches."""
+    """Run a chapter's terminals and steps against the broker at ``url`` (``stream_url`` for the
+    stream chapters); report mismatches."""
     display = display or Display(stream=io.StringIO())  # quiet: only the outcome matters
     outcome = Outcome(chap)
     started = time.monotonic()
@@ -122,6 +121,7 @@ def run_chapter(
                 term.script,
                 term.args,
                 url=url,
+                stream_url=stream_url,
                 label=term.name,
                 on_line=lambda p, s: display.line(p.label, s),
             )
@@ -130,7 +130,7 @@ def run_chapter(
         for number, step in enumerate(chap.steps, 1):
             if before_step:
                 before_step(number, step)
-            _run_step(step, url, terminals, display, outcome, timeout)
+            _run_step(step, url, stream_url, terminals, display, outcome, timeout)
         for term in chap.terminals:
             _wait_until_idle(term, terminals[term.name], timeout, outcome)
         _check_nothing_else_arrived(chap, terminals, outcome)
@@ -147,6 +147,7 @@ def run_chapter(
 def _run_step(
     step: Step,
     url: str,
+    stream_url: str | None,
     terminals: dict[str, ScriptProcess],
     display: Display,
     outcome: Outcome,
@@ -154,7 +155,12 @@ def _run_step(
 ) -> None:
     display.line(SENDER, f"$ {step.command}")
     sender = ScriptProcess(
-        step.script, step.args, url=url, label=SENDER, on_line=lambda p, s: display.line(SENDER, s)
+        step.script,
+        step.args,
+        url=url,
+        stream_url=stream_url,
+        label=SENDER,
+        on_line=lambda p, s: display.line(SENDER, s),
     )
     try:
         code = sender.wait(ARRIVAL_TIMEOUT)
@@ -163,7 +169,7 @@ def _run_step(
     if code != 0:
         outcome.problems.append(f"'{step.command}' exited with {code}")
     for expect in step.expect:
-        pattern = _exact(expect.line)
+        pattern = expect.pattern
         if SENDER in expect.where and len(sender.matching(pattern)) != 1:
             outcome.problems.append(f"'{step.command}' did not print {expect.line!r}")
         places = [terminals[name] for name in expect.where if name != SENDER]
@@ -206,14 +212,16 @@ def _check_nothing_else_arrived(
     (a one_of line: once across all of its terminals)."""
     expected = [expect for step in chap.steps for expect in step.expect]
     for term in chap.terminals:
-        listed = {expect.line for expect in expected if term.name in expect.where}
+        listed = [expect.pattern for expect in expected if term.name in expect.where]
         got = terminals[term.name].matching(term.message)
         outcome.problems.extend(
-            f"{term.name} printed unexpected {line!r}" for line in got if line not in listed
+            f"{term.name} printed unexpected {line!r}"
+            for line in got
+            if not any(re.match(pattern, line) for pattern in listed)
         )
     for expect in expected:
         counts = {
-            name: len(terminals[name].matching(_exact(expect.line)))
+            name: len(terminals[name].matching(expect.pattern))
             for name in expect.where
             if name != SENDER
         }
@@ -250,6 +258,7 @@ def tour(
     display: Display,
     step_by_step: bool = False,
     timeout: float = ARRIVAL_TIMEOUT,
+    stream_url: str | None = None,
 ) -> bool:
     all_ok = True
     started = time.monotonic()
@@ -267,7 +276,7 @@ def tour(
                 if not sys.stdin.readline():
                     raise KeyboardInterrupt  # end of input: nobody is left to press Enter
 
-        outcome = run_chapter(chap, url, display, before_step, timeout)
+        outcome = run_chapter(chap, url, display, before_step, timeout, stream_url)
         if outcome.ok:
             display.say(f"OK   {chap.slug}: {chap.showed} ({outcome.seconds:.1f} s)", "1;32")
         else:
@@ -289,7 +298,9 @@ def tour(
 # -- tmux: the chapter as real terminals --------------------------------------------------
 
 
-def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
+def open_in_tmux(
+    chap: Chapter, url: str, session: str, attach: bool, stream_url: str | None = None
+) -> int:
     """One tmux pane per terminal, receivers running, the first step typed in the sender pane."""
     if not shutil.which("tmux"):
         print(
@@ -312,6 +323,8 @@ def open_in_tmux(chap: Chapter, url: str, session: str, attach: bool) -> int:
     # `python` in every pane is this environment's, with pika, as in the notes' commands.
     bin_dir = shlex.quote(os.path.dirname(sys.executable))
     env = f'export RABBITMQ_URL={shlex.quote(url)} PATH={bin_dir}:"$PATH"; '
+    if stream_url:
+        env += f"export RABBITMQ_STREAM_URL={shlex.quote(stream_url)}; "
     env += f"cd {shlex.quote(str(ROOT))}; "
 
     tmux(
@@ -415,8 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     def show(broker: Broker) -> int:
         if args.tmux:
             session = args.session or f"rabbitmq-{chapters[0].slug}"
-            return open_in_tmux(chapters[0], broker.url, session, attach=not args.no_attach)
-        return 0 if tour(chapters, broker.url, display, args.step, args.timeout) else 1
+            return open_in_tmux(
+                chapters[0], broker.url, session, not args.no_attach, broker.stream_url
+            )
+        ok = tour(chapters, broker.url, display, args.step, args.timeout, broker.stream_url)
+        return 0 if ok else 1
 
     return run_with_broker("tour", show, args.source, say=display.say)
 
