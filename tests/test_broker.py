@@ -15,7 +15,7 @@ import pytest
 
 from tutorial_tools.broker import Broker, UrlBroker
 from tutorial_tools.management import ManagementApi
-from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.processes import ScriptProcess, run_script
 
 
 def publish_kept_message(url: str) -> None:
@@ -80,9 +80,13 @@ def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: B
         publish_kept_message(url)
         management = cli.matching(r"^\s+export RABBITMQ_MANAGEMENT_URL=http://")[0].split("=", 1)[1]
         assert ManagementApi(management, "guest", "guest").get("queues", "/", "kept")["durable"]
+        # The stream chapters run with its RABBITMQ_STREAM_URL line.
+        stream_export = cli.wait_for(r"^\s+export RABBITMQ_STREAM_URL=rabbitmq-stream://")[0]
+        sent = run_script("stream_hello_world/send.py", stream_url=stream_export.split("=", 1)[1])
+        assert (sent.process.returncode, sent.stderr) == (0, [])
         # The alias line it prints makes `rabbitmqctl`, as the notes and the doctor write it,
         # reach this broker.
-        alias = cli.matching(r"^\s+alias rabbitmqctl='")[0].strip()
+        alias = cli.wait_for(r"^\s+alias rabbitmqctl='")[0].strip()
         shell = f"shopt -s expand_aliases; {alias}\nrabbitmqctl list_queues -q name"
         listed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
         assert "kept" in listed.stdout.split(), listed.stderr

@@ -1,0 +1,77 @@
+"""Stream Hello World: send.py appends to 'hello-python-stream'; every receive.py reads it all."""
+
+from __future__ import annotations
+
+import pytest
+import stream_broker
+
+from tutorial_tools.chapters import WAITING_STREAM
+from tutorial_tools.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("streams")
+
+STREAM = "hello-python-stream"
+SENT = " [x] Hello, World! message sent"
+GOT = f"Got message: Hello, World! from stream {STREAM}"
+RECEIVE = "stream_hello_world/receive.py"
+
+
+def send(sandbox) -> None:
+    proc = sandbox.run("stream_hello_world/send.py")
+    assert (proc.process.returncode, proc.stdout, proc.stderr) == (0, [SENT], [])
+
+
+def messages(receiver) -> list[str]:
+    return receiver.matching(r"^Got message: ")
+
+
+def test_a_message_sent_before_any_consumer_starts_is_read_from_the_first_offset(sandbox):
+    send(sandbox)
+
+    receiver = sandbox.start(RECEIVE, ready=WAITING_STREAM)
+    receiver.wait_for(GOT)
+    assert receiver.interrupt() == 0
+
+    assert messages(receiver) == [GOT]
+    assert receiver.stderr == []
+
+
+def test_two_consumers_each_read_everything_reading_removes_nothing(sandbox):
+    send(sandbox)  # before either consumer starts
+    first, second = (sandbox.start(RECEIVE, ready=WAITING_STREAM) for _ in range(2))
+    send(sandbox)  # while both run
+    for receiver in (first, second):
+        receiver.wait_for(GOT, count=2)
+
+    # A consumer that starts after both have read everything still finds everything there.
+    third = sandbox.start(RECEIVE, ready=WAITING_STREAM)
+    third.wait_for(GOT, count=2)
+    # One more message for all three: a stream delivers in order, so once it has arrived,
+    # anything else that was going to arrive has too.
+    send(sandbox)
+    for receiver in (first, second, third):
+        receiver.wait_for(GOT, count=3)
+        assert receiver.interrupt() == 0
+        assert messages(receiver) == [GOT] * 3
+
+
+@pytest.mark.restart
+def test_the_stream_and_its_message_survive_a_broker_restart(sandbox, restartable):
+    send(sandbox)
+
+    sandbox.restart_broker()
+    # Right after a restart a stream answers InternalError until its log is recovered.
+    wait_until(lambda: stream_broker.answers(sandbox.stream_url, STREAM), 30, "the stream")
+
+    receiver = sandbox.start(RECEIVE, ready=WAITING_STREAM)
+    send(sandbox)
+    receiver.wait_for(GOT, count=2)
+    assert receiver.interrupt() == 0
+    assert messages(receiver) == [GOT] * 2
+
+
+def test_the_stream_keeps_5_gb_as_both_scripts_declare(sandbox):
+    send(sandbox)
+    stream = sandbox.broker.management.get("queues", sandbox.vhost, STREAM)
+    assert stream["type"] == "stream"
+    assert stream["arguments"]["x-max-length-bytes"] == 5_000_000_000
