@@ -7,32 +7,60 @@ when unset), one line per check: `ok`, `note` (worth knowing, not a problem) or 
 command that fixes it. Where one check fails, the checks that need it are skipped. The
 management plugin's HTTP API (RABBITMQ_MANAGEMENT_URL, default port 15672 on the same host) is
 used where it answers, for the alarms and the virtual host; everything else goes over AMQP.
+
+Then the stream port, for chapters 8 and 9, at RABBITMQ_STREAM_URL (the stream scripts'
+default, rabbitmq-stream://guest:guest@localhost:5552/%2F, when unset), over the stream protocol:
+the URL; that RabbitMQ answers there in the stream protocol (not AMQP, HTTP or silence); the
+login and the virtual host; that the address the broker advertises for its streams, where a
+stream client connects next, is reachable from here; and the chapters' streams. Streams are
+optional for chapters 1 to 7: with RABBITMQ_STREAM_URL unset and nothing on localhost:5552,
+that is a note, not a failure.
+
 Exit status 1 when any check failed, else 0. No password is ever printed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import struct
 import sys
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pika
+import rstream
 
-from tutorial_tools.broker import UrlBroker, masked
+from tutorial_tools.broker import DEFAULT_PORTS, UrlBroker, masked
 from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.management import ManagementError
+from tutorial_tools.waiting import TimedOut, wait_until
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+DEFAULT_STREAM_URL = "rabbitmq-stream://guest:guest@localhost:5552/%2F"  # the stream scripts'
 TIMEOUT = 5.0  # seconds for a broker that does not answer, as in the chapter scripts
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+# The first frame of a stream client: PeerProperties (key 0x0011, version 1, correlation id 1)
+# with no properties. RabbitMQ's stream port answers with PeerPropertiesResponse (0x8011).
+STREAM_HELLO = struct.pack(">IHHII", 12, 0x0011, 1, 1, 0)
+STREAM_ANSWER = b"\x80\x11"
+T = TypeVar("T")
+Run = Callable[[Awaitable[T]], T]  # runs a coroutine of rstream's to its end, with TIMEOUT
 HOW_TO_START = "start one ('docker compose up -d', or 'make broker' and its export line)"
+ENABLE_STREAMS = "'rabbitmq-plugins enable rabbitmq_stream'"
+# A stream that has just come back (after a restart) answers these until its log is recovered.
+RECOVERING = (rstream.exceptions.StreamNotAvailable, rstream.exceptions.InternalError)
 
 
 class Stop(Exception):
     """A check failed that the later checks need."""
+
+
+class NoStreams(Exception):
+    """Nothing serves streams where the stream chapters look by default: not a failure."""
 
 
 @dataclass
@@ -59,11 +87,20 @@ def printable(url: str) -> str:
 
 
 class Doctor:
-    def __init__(self, url: str, management_url: str | None, say: Callable[[Line], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        management_url: str | None,
+        say: Callable[[Line], None],
+        stream_url: str | None = None,
+    ) -> None:
         self.url, self.where = url, printable(url)
         self.management_url = management_url
         self.say = say
         self.failed = False
+        # None: RABBITMQ_STREAM_URL is not set, and the stream scripts use their default.
+        self.stream_given = stream_url
+        self.stream_url = stream_url or DEFAULT_STREAM_URL
 
     def ok(self, text: str) -> None:
         self.say(Line("ok", text))
@@ -88,7 +125,13 @@ class Doctor:
                 if connection.is_open:
                     connection.close()
         except Stop:
-            self.note("the remaining checks need what failed above")
+            self.note("the remaining AMQP checks need what failed above")
+        try:
+            self.check_streams()
+        except Stop:
+            self.note("the remaining stream checks need what failed above")
+        except NoStreams:
+            pass
         return 1 if self.failed else 0
 
     # -- the URL, the port, the login ---------------------------------------------------
@@ -295,6 +338,247 @@ class Doctor:
         self.ok(f"exchange {name!r} ({slug}) is a {kind} exchange, as the chapter declares it")
         return True
 
+    # -- streams: chapters 8 and 9 ------------------------------------------------------
+
+    def check_streams(self) -> None:
+        address = self.check_stream_url()
+        self.check_stream_listener(address.host, address.port)
+        loop = asyncio.new_event_loop()  # rstream is asynchronous: one loop for these checks
+
+        def run(call: Awaitable[T]) -> T:
+            return loop.run_until_complete(asyncio.wait_for(call, TIMEOUT))
+
+        producer = rstream.Producer(
+            address.host,
+            address.port,
+            vhost=address.vhost,
+            username=address.user,
+            password=address.password,
+            connection_name="tutorial-doctor",
+        )
+        try:
+            self.check_stream_login(run, producer, address)
+            self.check_advertised(run(producer.default_client).server_properties or {})
+            self.check_stream_declarations(run, producer, address.vhost)
+        finally:
+            try:
+                run(producer.close())
+            except Exception:
+                pass  # a connection the broker refused has nothing left to close
+            loop.close()
+
+    def check_stream_url(self) -> StreamAddress:
+        name = "RABBITMQ_STREAM_URL" if self.stream_given else "the stream chapters' default URL"
+        try:
+            address = StreamAddress.parse(self.stream_url)
+        except ValueError as error:
+            hint = ""
+            if self.stream_url.startswith(("amqp://", "amqps://")):
+                hint = " (this is an AMQP URL: streams have a port of their own; 'make broker' "
+                hint += "prints both)"
+            self.fail(
+                f"RABBITMQ_STREAM_URL is not a valid RabbitMQ Stream URL ({error}){hint}: e.g. "
+                f"{DEFAULT_STREAM_URL}"
+            )
+            raise Stop from error
+        self.ok(
+            f"{name} is {printable(self.stream_url)}: host {address.host}, port {address.port}, "
+            f"virtual host {address.vhost!r}, user {address.user!r}"
+        )
+        return address
+
+    def check_stream_listener(self, host: str, port: int, *_: str) -> None:
+        """RabbitMQ's stream port answers at host:port (not nothing, not AMQP, not HTTP)."""
+        address = f"{host}:{port}"
+        try:
+            answer = stream_greeting(host, port)
+        except ConnectionRefusedError:
+            if not self.stream_given:
+                self.note(
+                    f"nothing listens on {address}, where the stream chapters (8 and 9) look "
+                    "when RABBITMQ_STREAM_URL is not set; chapters 1 to 7 do not need it. For "
+                    "streams: 'docker compose up -d', or 'make broker' and its "
+                    "RABBITMQ_STREAM_URL line"
+                )
+                raise NoStreams from None
+            self.fail(
+                f"nothing listens on {address}: the broker is down, or runs without the stream "
+                f"plugin ({ENABLE_STREAMS}), or RABBITMQ_STREAM_URL names another port (the "
+                "one 'make broker' prints)"
+            )
+            raise Stop from None
+        except socket.gaierror:
+            self.fail(f"the host {host!r} is unknown: check RABBITMQ_STREAM_URL")
+            raise Stop from None
+        except TimeoutError:
+            self.fail(
+                f"{address} did not answer the stream protocol within {TIMEOUT:g} s: is it "
+                "RabbitMQ's stream port (usually 5552)?"
+            )
+            raise Stop from None
+        except OSError as error:
+            self.fail(f"cannot reach {address}: {error.strerror or error}")
+            raise Stop from None
+        if answer[4:6] == STREAM_ANSWER:
+            self.ok(f"RabbitMQ answers the stream protocol on {address}")
+            return
+        if answer.startswith(b"AMQP"):
+            what = "RabbitMQ's AMQP port (RABBITMQ_URL's), not its stream port"
+        elif answer.startswith(b"HTTP/"):
+            what = "an HTTP server (the management UI?), not RabbitMQ's stream port"
+        elif not answer:
+            what = "something that hung up on the stream protocol's first frame"
+        else:
+            what = "something that does not speak the stream protocol"
+        self.fail(f"{address} is {what}: RabbitMQ's stream port is usually 5552")
+        raise Stop
+
+    def check_stream_login(
+        self, run: Run, producer: rstream.Producer, address: StreamAddress
+    ) -> None:
+        user, vhost = address.user, address.vhost
+        try:
+            run(producer.start())
+        except (
+            rstream.exceptions.AuthenticationFailure,
+            rstream.exceptions.SASLAuthenticationFailureLoopback,
+        ) as error:
+            self.fail(
+                f"RabbitMQ refused user {user!r} on the stream port ({error!r}): a wrong "
+                "password, or 'guest' from another host (guest may log in from localhost only); "
+                "make a user with 'rabbitmqctl add_user NAME PASSWORD' and put it in "
+                "RABBITMQ_STREAM_URL"
+            )
+            raise Stop from None
+        except rstream.exceptions.VirtualHostAccessFailure:
+            grant = f'\'rabbitmqctl set_permissions -p {vhost} {user} ".*" ".*" ".*"\''
+            self.fail(
+                f"user {user!r} may not use virtual host {vhost!r} (VirtualHostAccessFailure): it "
+                f"does not exist, or grants nothing; make it with 'rabbitmqctl add_vhost "
+                f"{vhost}', then {grant}"
+            )
+            raise Stop from None
+        except Exception as error:  # asyncio's TimeoutError among them
+            self.fail(f"could not log in on the stream port: {error!r}")
+            raise Stop from None
+        self.ok(f"user {user!r} logged in to virtual host {vhost!r} over the stream protocol")
+
+    def check_advertised(self, properties: dict[str, str]) -> None:
+        """A stream client connects next to the host and port the broker advertises (its
+        connection properties say which)."""
+        host = properties.get("advertised_host", "?")
+        port = properties.get("advertised_port", "?")
+        address = f"{host}:{port}"
+        fix = (
+            "the broker must advertise an address this machine reaches: "
+            "'stream.advertised_host = localhost' (and 'stream.advertised_port' for a published "
+            "container port) in rabbitmq.conf, as docker-compose.yml does through "
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
+        )
+        try:
+            answer = stream_greeting(host, int(port))
+        except socket.gaierror as error:
+            self.fail(
+                f"RabbitMQ advertises {address} for its streams, where stream clients connect "
+                f"next, and this machine cannot resolve {host!r} ({error!r}): {fix}"
+            )
+            raise Stop from None
+        except (OSError, ValueError) as error:
+            self.fail(
+                f"RabbitMQ advertises {address} for its streams, where stream clients connect "
+                f"next, and it does not answer from here ({error!r}): {fix}"
+            )
+            raise Stop from None
+        if answer[4:6] != STREAM_ANSWER:
+            self.fail(
+                f"RabbitMQ advertises {address} for its streams, where stream clients connect "
+                f"next, and what answers there is not its stream port: {fix}"
+            )
+            raise Stop
+        self.ok(f"RabbitMQ advertises {address} for its streams, and it answers from here")
+
+    def check_stream_declarations(self, run: Run, producer: rstream.Producer, vhost: str) -> None:
+        """Each stream the chapters declare: absent, the same, or a PreconditionFailed to come."""
+        absent = []
+        for chapter in CHAPTERS:
+            for name, arguments in chapter.streams:
+                if not self.check_stream(run, producer, vhost, chapter.slug, name, dict(arguments)):
+                    absent.append(f"stream {name}")
+        if absent:
+            self.ok(f"not declared yet (the stream scripts declare them): {', '.join(absent)}")
+
+    def check_stream(
+        self, run: Run, producer: rstream.Producer, vhost: str, slug: str, name: str, args: dict
+    ) -> bool:
+        """False when the stream does not exist yet."""
+        try:
+            if not recovered(lambda: run(producer.stream_exists(name))):
+                return False
+            # The chapter's own declaration: a no-op if the stream is as the chapter wants it.
+            recovered(lambda: run(producer.create_stream(name, args, exists_ok=True)))
+        except rstream.exceptions.PreconditionFailed:
+            declared = ", ".join(f"{key} {value}" for key, value in args.items())
+            self.fail(
+                f"stream {name!r} exists with other arguments than {slug} declares ({declared}; "
+                f"PreconditionFailed): delete it with '{ctl(vhost, 'delete_queue', name)}'"
+            )
+        except Exception as error:  # still recovering after TIMEOUT, or no answer
+            self.fail(f"stream {name!r} ({slug}) does not answer as a stream should: {error!r}")
+        else:
+            self.ok(f"stream {name!r} ({slug}) is as the chapter declares it")
+        return True
+
+
+@dataclass(frozen=True)
+class StreamAddress:
+    host: str
+    port: int
+    vhost: str
+    user: str
+    password: str
+
+    @classmethod
+    def parse(cls, url: str) -> StreamAddress:
+        """What the stream scripts read from a rabbitmq-stream:// URL (guest:guest if none)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "rabbitmq-stream":
+            raise ValueError("it must start with rabbitmq-stream://")
+        if not parts.hostname:
+            raise ValueError("it names no host")
+        return cls(
+            parts.hostname,
+            parts.port or DEFAULT_PORTS["stream"],
+            urllib.parse.unquote(parts.path[1:]) or "/",
+            urllib.parse.unquote(parts.username or "guest"),
+            urllib.parse.unquote(parts.password or "guest"),
+        )
+
+
+def stream_greeting(host: str, port: int) -> bytes:
+    """Send a stream client's first frame to host:port; the first bytes of the answer."""
+    with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+        sock.sendall(STREAM_HELLO)
+        return sock.recv(8)
+
+
+def recovered(attempt: Callable[[], T]) -> T:
+    """``attempt()``, made again while a stream is still recovering (for a moment after a
+    restart it answers StreamNotAvailable or InternalError), for at most TIMEOUT seconds."""
+    outcome: list = []
+
+    def once() -> bool:
+        try:
+            outcome[:] = [attempt(), None]
+        except RECOVERING as error:
+            outcome[:] = [None, error]
+        return outcome[1] is None
+
+    try:
+        wait_until(once, TIMEOUT, "the stream to recover")
+    except TimedOut:
+        raise outcome[1] from None
+    return outcome[0]
+
 
 def probe_blocked(url: str) -> list[str]:
     """Without the management API: publish one message that no queue takes, and see whether the
@@ -324,7 +608,10 @@ def main() -> int:
         where = "RABBITMQ_URL (not a valid URL)"
     print(f"make doctor: the broker at {where}", flush=True)
     doctor = Doctor(
-        url, os.environ.get("RABBITMQ_MANAGEMENT_URL"), lambda line: print(line, flush=True)
+        url,
+        os.environ.get("RABBITMQ_MANAGEMENT_URL"),
+        lambda line: print(line, flush=True),
+        os.environ.get("RABBITMQ_STREAM_URL") or None,
     )
     try:
         code = doctor.run()
