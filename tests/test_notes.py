@@ -1,9 +1,11 @@
 """The notes cannot rot: what they show is what the tour, the tests or CI run and see.
 
 - every command in a ```console block is one the tour, CI or tests/test_notes_runs.py runs;
-- every ` [x] `, ` [.] `, ` [*] ` or ` [!] ` line in a ```console or ```text block is one the
-  tour waits for in that chapter (tutorial_tools/chapters.py) or one a row of
-  tests/test_notes_runs.py finds in what the scripts printed;
+- every ` [x] `, ` [.] `, ` [*] ` or ` [!] ` line in a ```console or ```text block, and every
+  line of a ```console block that shows only chapter scripts at work (the stream scripts print
+  lines of their own, as the official ones do), is one the tour waits for in that chapter
+  (tutorial_tools/chapters.py) or one a row of tests/test_notes_runs.py finds in what the
+  scripts printed;
 - every ```python block is a quote, marked `<!-- quote: chapter/script.py -->`, of lines that
   follow each other in that script (indentation removed alike), or is marked
   `<!-- not a quote: why -->`; and each chapter quotes each of its scripts. (ruff formats the
@@ -136,7 +138,9 @@ def test_command_in_the_notes_is_run_by_the_tour_a_test_or_ci(block, command):
         assert tuple(words[1:]) in chapter_commands(), (
             f"{block.where} shows `{command}`, which neither the tour nor a test runs"
         )
-    elif command.startswith(("export RABBITMQ_URL=", "export RABBITMQ_MANAGEMENT_URL=")):
+    elif command.startswith(
+        ("export RABBITMQ_URL=", "export RABBITMQ_MANAGEMENT_URL=", "export RABBITMQ_STREAM_URL=")
+    ):
         name = command.split("=")[0]  # a line make broker prints
         assert f"{name}=" in (ROOT / "tutorial_tools" / "broker.py").read_text()
     else:
@@ -150,8 +154,10 @@ def seen(block: Block) -> tuple[set[str], list[str | re.Pattern]]:
     README): exact lines, and the patterns of the lines its terminals print when ready or
     done; and the lines the rows of tests/test_notes_runs.py for the chapter find."""
     chapters = [chapter(block.chapter)] if block.chapter else list(CHAPTERS)
-    exact = {e.line for chap in chapters for step in chap.steps for e in step.expect}
-    patterns: list[str | re.Pattern] = [
+    expects = [e for chap in chapters for step in chap.steps for e in step.expect]
+    exact = {e.line for e in expects if not e.regex}
+    patterns: list[str | re.Pattern] = [re.compile(e.line) for e in expects if e.regex]
+    patterns += [
         re.compile(pattern)
         for chap in chapters
         for term in chap.terminals
@@ -165,13 +171,19 @@ def seen(block: Block) -> tuple[set[str], list[str | re.Pattern]]:
     return exact, patterns
 
 
+def only_scripts(block: Block) -> bool:
+    """A console block whose commands (if any) are all chapter scripts: all else is output."""
+    commands = [shlex.split(line[2:]) for line in block.lines if line.startswith("$ ")]
+    return block.kind == "console" and all(words[0] == "python" for words in commands)
+
+
 def shown_output() -> list[tuple[Block, str]]:
     return [
         (block, line)
         for block in ALL_BLOCKS
         if block.kind in ("console", "text")
         for line in block.lines
-        if MARKED.match(line)
+        if MARKED.match(line) or (only_scripts(block) and line.strip() and line[:2] != "$ ")
     ]
 
 

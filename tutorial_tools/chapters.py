@@ -263,6 +263,7 @@ class ConfirmStrategy:
     queue: str  # a quorum queue of its own; the script's messages are "<prefix>-<n>"
     how: str  # as the script puts it when it starts
     what: str  # one line for the tour and the bench
+    done: str  # as the script puts it when it has finished: "Published N messages <done> in"
 
     @property
     def prefix(self) -> str:
@@ -275,18 +276,21 @@ CONFIRM_STRATEGIES = (
         "confirms_individually",
         "each waiting for its confirm",
         "confirm each message, one at a time",
+        "individually",
     ),
     ConfirmStrategy(
         "publisher_confirms/publish_in_batches.py",
         "confirms_batches",
         "waiting for confirms every 100",
         "confirm in batches of 100",
+        "in batches",
     ),
     ConfirmStrategy(
         "publisher_confirms/publish_async.py",
         "confirms_async",
         "confirms handled as they arrive",
         "confirm asynchronously",
+        "asynchronously",
     ),
 )
 
@@ -305,6 +309,12 @@ PUBLISHER_CONFIRMS = Chapter(
                         (SENDER,),
                     ),
                     Expect(" [x] 1,000 of 1,000 messages confirmed", (SENDER,)),
+                    # The time it took varies from run to run.
+                    Expect(
+                        rf"Published 1,000 messages {strategy.done} in [\d,]+ ms",
+                        (SENDER,),
+                        regex=True,
+                    ),
                 ),
                 says=f"1,000 persistent messages to quorum queue '{strategy.queue}': "
                 f"{strategy.what}",
