@@ -17,9 +17,9 @@ help:
 	@echo "make tour     run every chapter against a throwaway broker (CHAPTER=topics for one)"
 	@echo "make test     run the test suite against a throwaway broker"
 	@echo "make broker   start a broker and keep it until Ctrl+C (PORT=5672 to fix the port)"
-	@echo "make doctor   check the broker at RABBITMQ_URL; say what is wrong and how to fix it"
+	@echo "make doctor   check the broker at RABBITMQ_URL (and RABBITMQ_STREAM_URL); say what to fix"
 	@echo "make inspect  show the queues, exchanges and bindings of the broker at RABBITMQ_URL"
-	@echo "make bench    measure publisher confirms, RPC and idle CPU; print the table"
+	@echo "make bench    measure publisher confirms, RPC, idle CPU, streams; print the tables"
 	@echo "make lint     ruff check and format check"
 	@echo "make clean    remove .venv and caches"
 

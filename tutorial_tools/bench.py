@@ -1,8 +1,9 @@
-"""Benchmarks: what publisher confirms cost, how fast RPC is, and what waiting costs in CPU.
+"""Benchmarks: what publisher confirms cost, how fast RPC is, what waiting costs in CPU, and
+how a stream compares with a quorum queue.
 
     python -m tutorial_tools.bench                        medians of 5 runs, 10,000 messages
-    python -m tutorial_tools.bench --runs 3 --messages 2000
-    python -m tutorial_tools.bench --write                also put the table in the READMEs
+    python -m tutorial_tools.bench --runs 3 --messages 2000 --stream-messages 2000
+    python -m tutorial_tools.bench --write                also put the tables in the READMEs
 
 It uses the broker at RABBITMQ_URL if set, else starts a throwaway one (see broker.py), in a
 virtual host of its own when it can make one, and removes what it started at the end.
@@ -16,7 +17,14 @@ Every figure is the median of ``--runs`` runs of the project's own scripts:
 - RPC: sequential fib(1) round trips of rpc/rpc_client.py's FibonacciRpcClient with
   rpc/rpc_server.py running, and the client's CPU time while it waits for fib(35);
 - hello_world/receive.py: its CPU time while idle, and the time from starting send.py to the
-  receiver printing the message (this includes send.py's Python start-up).
+  receiver printing the message (this includes send.py's Python start-up);
+- streams against a quorum queue, with ``--stream-messages`` (50,000 by default: a stream
+  takes 10,000 in a few hundredths of a second, too short a run to outweigh a busy neighbour
+  on the machine): that many messages of 20 bytes appended to a stream with rstream, timed
+  until RabbitMQ has confirmed them all (send_batch, 1,000 a batch; and send(), as the stream
+  tutorial does), against publish_async.py with as many; then read from the stream's first
+  offset with rstream, against as many consumed from a quorum queue with pika (auto-ack). A
+  fresh stream and queue each run.
 
 The default of 10,000 messages (not the chapter's 50,000) keeps a full run to one or two minutes
 on a 2-core machine: one confirm at a time is what takes long. Exit status 0 once measured,
@@ -26,6 +34,7 @@ whether or not each goal holds (the table says); 1 when something could not be m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import functools
 import importlib.util
@@ -39,18 +48,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pika
 import psutil
+import rstream
+from rstream import Consumer, ConsumerOffsetSpecification, OffsetType, Producer
 
 from tutorial_tools.broker import SOURCES, Broker, BrokerError, run_with_broker
 from tutorial_tools.chapters import AWAITING_RPC, CONFIRM_STRATEGIES, WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
+from tutorial_tools.waiting import wait_until
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
-READMES = (ROOT / "publisher_confirms" / "README.md", ROOT / "README.md")
+# Where --write puts which table: the top-level README gets both.
+README, CONFIRMS_NOTES = ROOT / "README.md", ROOT / "publisher_confirms" / "README.md"
+STREAM_NOTES = ROOT / "stream_hello_world" / "README.md"
 QUORUM = {"x-queue-type": "quorum"}
 PUBLISHED = re.compile(r"^Published ([\d,]+) messages .* in ([\d,]+) ms$")
 SLOW_N = 35  # the largest n rpc_server.py computes; the naive fib(35) takes about a second
@@ -237,6 +252,148 @@ def measure_receiver(url: str, runs: int, say: Callable[[str], None]) -> dict:
     }
 
 
+# -- streams against a quorum queue --------------------------------------------------------
+
+STREAM_BATCH = 1000  # messages per send_batch call
+CONSUME_QUEUE = "bench_consume"
+ASYNC_PUBLISHER = "publisher_confirms/publish_async.py"
+
+
+def stream_params(stream_url: str) -> dict:
+    """rstream's Producer/Consumer arguments from a rabbitmq-stream:// URL."""
+    url = urlsplit(stream_url)
+    return {
+        "host": url.hostname,
+        "port": url.port or 5552,
+        "vhost": unquote(url.path[1:]) or "/",
+        "username": unquote(url.username or "guest"),
+        "password": unquote(url.password or "guest"),
+    }
+
+
+def bodies(messages: int) -> list[bytes]:
+    return [f"stream-message{i:06d}".encode() for i in range(messages)]  # 20 bytes each
+
+
+async def stream_publish(stream_url: str, stream: str, messages: int, batched: bool) -> float:
+    """Append ``messages`` to a new stream; messages per second until the last is confirmed.
+
+    ``batched``: send_batch, 1,000 a call, as a program that cares for throughput does; else
+    send(), as the stream tutorial does, which only buffers: rstream flushes every 0.5 s.
+    """
+    confirmed, failed = 0, 0
+    all_confirmed = asyncio.Event()
+
+    def on_confirm(status) -> None:
+        nonlocal confirmed, failed
+        confirmed += status.is_confirmed
+        failed += not status.is_confirmed
+        if confirmed + failed == messages:
+            all_confirmed.set()
+
+    payload = bodies(messages)
+    async with Producer(**stream_params(stream_url)) as producer:
+        await producer.create_stream(stream)
+        # Not timed: rstream's first message to a stream opens a connection to its leader.
+        await producer.send_wait(stream, b"warm-up")
+        started = time.perf_counter()
+        if batched:
+            for first in range(0, messages, STREAM_BATCH):
+                batch = payload[first : first + STREAM_BATCH]
+                await producer.send_batch(stream, batch, on_publish_confirm=on_confirm)
+        else:
+            for body in payload:
+                await producer.send(stream, body, on_publish_confirm=on_confirm)
+        await asyncio.wait_for(all_confirmed.wait(), 120)  # a deadline, should some be missing
+        elapsed = time.perf_counter() - started
+    if failed:
+        raise BenchError(f"RabbitMQ refused {failed:,} of {messages:,} messages to {stream}")
+    return messages / elapsed
+
+
+async def stream_consume(stream_url: str, stream: str, messages: int) -> float:
+    """Read a stream of ``messages`` (and the warm-up message) from its first offset;
+    messages per second from the first delivered to the last."""
+    arrivals: list[float] = []
+    all_received = asyncio.Event()
+
+    def on_message(msg, context) -> None:
+        arrivals.append(time.perf_counter())
+        if len(arrivals) == messages + 1:
+            all_received.set()
+
+    async with Consumer(**stream_params(stream_url)) as consumer:
+        await consumer.subscribe(
+            stream,
+            on_message,
+            offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST),
+        )
+        await asyncio.wait_for(all_received.wait(), 120)  # a deadline
+    return messages / (arrivals[-1] - arrivals[0])  # the warm-up message came first
+
+
+async def delete_stream(stream_url: str, stream: str) -> None:
+    async with Producer(**stream_params(stream_url)) as producer:
+        await producer.delete_stream(stream)
+
+
+def quorum_consume(url: str, messages: int) -> float:
+    """Fill a quorum queue with ``messages`` persistent messages, then consume them all with
+    auto-ack; messages per second from the first delivered to the last."""
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+        channel = connection.channel()
+        channel.queue_declare(CONSUME_QUEUE, durable=True, arguments=QUORUM)
+        channel.queue_purge(CONSUME_QUEUE)
+        persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+        for body in bodies(messages):
+            channel.basic_publish("", CONSUME_QUEUE, body, persistent)
+
+        def ready() -> int:
+            return channel.queue_declare(CONSUME_QUEUE, passive=True).method.message_count
+
+        wait_until(lambda: ready() == messages, 60, f"{messages:,} messages in {CONSUME_QUEUE}")
+        arrivals: list[float] = []
+
+        def on_message(ch, method, properties, body) -> None:
+            arrivals.append(time.perf_counter())
+            if len(arrivals) == messages:
+                ch.stop_consuming()
+
+        channel.basic_consume(CONSUME_QUEUE, on_message, auto_ack=True)
+        connection.call_later(120, channel.stop_consuming)  # a deadline, should some be missing
+        channel.start_consuming()
+    if len(arrivals) != messages:
+        raise BenchError(
+            f"consumed {len(arrivals):,} of {messages:,} messages from {CONSUME_QUEUE}"
+        )
+    return (messages - 1) / (arrivals[-1] - arrivals[0])
+
+
+def measure_streams(
+    url: str, stream_url: str, runs: int, messages: int, say: Callable[[str], None]
+) -> dict:
+    rates: dict[str, list[float]] = {
+        "quorum_publish": [],
+        "publish": [],
+        "send": [],
+        "consume": [],
+        "quorum_consume": [],
+    }
+    for run in range(1, runs + 1):
+        say(f"  streams against a quorum queue, run {run} of {runs}: {messages:,} messages each")
+        # Interleaved, so that a slower minute on a shared machine hits both sides alike.
+        rates["quorum_publish"].append(run_publisher(ASYNC_PUBLISHER, url, messages))
+        stream = f"bench-stream-{run}-{secrets.token_hex(2)}"
+        rates["publish"].append(asyncio.run(stream_publish(stream_url, stream, messages, True)))
+        rates["consume"].append(asyncio.run(stream_consume(stream_url, stream, messages)))
+        asyncio.run(delete_stream(stream_url, stream))
+        buffered = f"{stream}-send"
+        rates["send"].append(asyncio.run(stream_publish(stream_url, buffered, messages, False)))
+        asyncio.run(delete_stream(stream_url, buffered))
+        rates["quorum_consume"].append(quorum_consume(url, messages))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
 # -- the table ----------------------------------------------------------------------------
 
 
@@ -321,6 +478,52 @@ def table(results: dict, runs: int, messages: int, about: str) -> str:
     return "\n".join(lines)
 
 
+def streams_table(streams: dict) -> str:
+    """The stream rows, each against the quorum queue's figure from the same run."""
+    quorum_publish, quorum_consume = streams["quorum_publish"], streams["quorum_consume"]
+    goals = [
+        Goal(
+            "stream publish >= 5x the quorum queue with asynchronous confirms",
+            streams["publish"] >= 5 * quorum_publish,
+            f"{streams['publish'] / quorum_publish:.1f}x",
+        ),
+        Goal(
+            "stream consume >= 10x consuming the quorum queue",
+            streams["consume"] >= 10 * quorum_consume,
+            f"{streams['consume'] / quorum_consume:.1f}x",
+        ),
+    ]
+    rows = [
+        ("Quorum queue: publish, confirm asynchronously (`publish_async.py`)", quorum_publish, 1),
+        (
+            "Stream: append with rstream `send_batch` (1,000 a call), until all confirmed",
+            streams["publish"],
+            quorum_publish,
+        ),
+        (
+            "Stream: append with rstream `send()`, as the tutorial does, until all confirmed",
+            streams["send"],
+            quorum_publish,
+        ),
+        ("Quorum queue: consume with pika, auto-ack", quorum_consume, 1),
+        ("Stream: read from the first offset with rstream", streams["consume"], quorum_consume),
+    ]
+    lines = [
+        "| Stream or quorum queue | Median | vs. the quorum queue |",
+        "|---|--:|--:|",
+        *(
+            f"| {what} | {rate:,.0f} msg/s | {rate / against if against != 1 else 1:.2f}x |"
+            for what, rate, against in rows
+        ),
+        "",
+        *(
+            f"- {goal.text}: {'holds' if goal.holds else 'DOES NOT HOLD'} ({goal.figure})"
+            for goal in goals
+        ),
+    ]
+    return "\n".join(lines)
+
+
 def write_between_markers(path: Path, text: str) -> bool:
     """Replace what is between the bench markers in ``path``, and in the page in Chinese beside
     it (README.zh-CN.md), which shows the same table; False if ``path`` has none."""
@@ -346,16 +549,23 @@ def positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tutorial_tools.bench",
-        description="Measure publisher confirms, RPC round trips and idle CPU; print the table.",
+        description="Measure publisher confirms, RPC round trips, idle CPU, and a stream against "
+        "a quorum queue; print the tables.",
     )
     parser.add_argument("--runs", type=positive_int, default=5, help="runs per figure (5)")
     parser.add_argument(
         "--messages", type=positive_int, default=10_000, help="messages per publishing run"
     )
     parser.add_argument(
+        "--stream-messages",
+        type=positive_int,
+        default=50_000,
+        help="messages per run in the stream rows (50,000)",
+    )
+    parser.add_argument(
         "--write",
         action="store_true",
-        help="put the table between the bench markers of the READMEs",
+        help="put the tables between the bench markers of the READMEs",
     )
     parser.add_argument("--source", choices=SOURCES, help="broker source")
     args = parser.parse_args(argv)
@@ -367,17 +577,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def own_vhost(broker: Broker, say: Callable[[str], None]) -> Iterator[str]:
-    """The URL of a virtual host of the bench's own, deleted afterwards (else the broker's)."""
+def own_vhost(broker: Broker, say: Callable[[str], None]) -> Iterator[tuple[str, str | None]]:
+    """The AMQP and stream URLs of a virtual host of the bench's own, deleted afterwards (else
+    the broker's)."""
     vhost = f"bench-{secrets.token_hex(3)}"
     try:
         broker.add_vhost(vhost)
     except BrokerError as exc:
         say(f"(no virtual host of its own: {exc}; using the URL's)")
-        yield broker.url
+        yield broker.url, broker.stream_url
         return
     try:
-        yield broker.url_for(vhost)
+        yield broker.url_for(vhost), broker.stream_url_for(vhost)
     finally:
         with contextlib.suppress(BrokerError):  # the broker may be going away
             broker.delete_vhost(vhost)
@@ -386,11 +597,12 @@ def own_vhost(broker: Broker, say: Callable[[str], None]) -> Iterator[str]:
 def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) -> int:
     started = time.monotonic()
     try:
-        with own_vhost(broker, say) as url:
+        with own_vhost(broker, say) as (url, stream_url):
             about = (
                 f"{os.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f} at the "
                 f"start, RabbitMQ {rabbitmq_version(broker, url)} ({broker.source} broker), "
-                f"pika {pika.__version__}, Python {platform.python_version()}"
+                f"pika {pika.__version__}, rstream {rstream.__version__}, "
+                f"Python {platform.python_version()}"
             )
             say(f"Measuring on {about}:")
             results = {
@@ -398,14 +610,26 @@ def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) 
                 "rpc": measure_rpc(url, args.runs, say),
                 "receiver": measure_receiver(url, args.runs, say),
             }
-    except (BenchError, ScriptError) as exc:
-        print(f"bench: {exc}", file=sys.stderr)
+            if stream_url is None:
+                raise BenchError(f"the {broker.source} broker has no stream port")
+            streams = measure_streams(url, stream_url, args.runs, args.stream_messages, say)
+    except (BenchError, ScriptError, rstream.exceptions.ServerError, OSError) as exc:
+        print(f"bench: {exc!r}", file=sys.stderr)
         return 1
     text = table(results, args.runs, args.messages, about)
-    say(f"\n{text}\n\n(measured in {time.monotonic() - started:.0f} s)")
+    stream_text = (
+        f"Streams against a quorum queue, {args.stream_messages:,} messages of 20 bytes per "
+        f"run:\n\n{streams_table(streams)}"
+    )
+    say(f"\n{text}\n\n{stream_text}\n\n(measured in {time.monotonic() - started:.0f} s)")
     if args.write:
-        for path in READMES:
-            if write_between_markers(path, text):
+        tables = {
+            README: f"{text}\n\n{stream_text}",
+            CONFIRMS_NOTES: text,
+            STREAM_NOTES: f"{about}; median of {args.runs} runs.\n\n{stream_text}",
+        }
+        for path, block in tables.items():
+            if write_between_markers(path, block):
                 say(f"Wrote the table into {path.relative_to(ROOT)}")
             else:
                 say(
