@@ -307,7 +307,6 @@ class ContainerBroker(Broker):
         self.fixed = fixed_ports(fixed_port)
         self.name = f"tutorial-rabbitmq-{os.getpid()}-{secrets.token_hex(3)}"
         self._container = None
-        self._starts = 0
 
     def start(self) -> ContainerBroker:
         _prepare_testcontainers_for_podman()
@@ -327,7 +326,7 @@ class ContainerBroker(Broker):
             f"-rabbitmq_stream advertised_host {ADVERTISED_HOST} "
             f"-rabbitmq_stream advertised_port {host_ports['stream']}",
         )
-        self._container = container.waiting_for(self._started())
+        self._container = container.waiting_for(self._started(1))
         try:
             container.start()
             self._read_ports()
@@ -336,15 +335,20 @@ class ContainerBroker(Broker):
             raise
         return self
 
-    def _started(self):
-        """testcontainers' wait for the log line of this (re)start, with a deadline."""
+    def _started(self, nth: int):
+        """testcontainers' wait for the ``nth`` start line in the log, with a deadline."""
         from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
         # A container's log keeps the lines of its earlier starts; the strategy's `times` is
         # not honoured (testcontainers 4.15), so the pattern itself asks for the n-th line.
-        self._starts += 1
-        nth = re.compile(f"(?:{self.STARTED}.*?){{{self._starts}}}", re.DOTALL)
-        return LogMessageWaitStrategy(nth).with_startup_timeout(START_TIMEOUT)
+        pattern = re.compile(f"(?:{self.STARTED}.*?){{{nth}}}", re.DOTALL)
+        return LogMessageWaitStrategy(pattern).with_startup_timeout(START_TIMEOUT)
+
+    def _start_lines(self) -> int:
+        """How many start lines the container's log holds so far. Not only one per container
+        start: 'rabbitmqctl start_app' prints one too."""
+        stdout, stderr = self._container.get_logs()
+        return max(len(re.findall(self.STARTED, text.decode())) for text in (stdout, stderr))
 
     def _read_ports(self) -> None:
         host = self._container.get_container_host_ip()
@@ -353,8 +357,9 @@ class ContainerBroker(Broker):
             self.ports[name] = int(self._container.get_exposed_port(port))
 
     def restart(self) -> str:
+        before = self._start_lines()
         self._container.get_wrapped_container().restart(timeout=30)
-        self._started().wait_until_ready(self._container)
+        self._started(before + 1).wait_until_ready(self._container)
         self._read_ports()  # the engine may map other host ports after a restart
         return self.url
 
