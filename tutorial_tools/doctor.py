@@ -365,6 +365,9 @@ class Doctor:
                 run(producer.close())
             except Exception:
                 pass  # a connection the broker refused has nothing left to close
+            # What asyncio.run() does at the end: end what rstream left running (after a
+            # refused login, older rstream leaves tasks behind), then close the loop.
+            loop.run_until_complete(end_tasks(asyncio.all_tasks(loop)))
             loop.close()
 
     def check_stream_url(self) -> StreamAddress:
@@ -552,6 +555,12 @@ class StreamAddress:
             urllib.parse.unquote(parts.username or "guest"),
             urllib.parse.unquote(parts.password or "guest"),
         )
+
+
+async def end_tasks(tasks: set[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def stream_greeting(host: str, port: int) -> bytes:
