@@ -410,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.list:
+        width = max(len(chap.slug) for chap in CHAPTERS)
         for index, chap in enumerate(CHAPTERS, 1):
-            print(f"{index}. {chap.slug:<18} {chap.title}")
+            print(f"{index}. {chap.slug:<{width}} {chap.title}")
         return 0
     try:
         chapters = [chapter(args.chapter)] if args.chapter else list(CHAPTERS)
