@@ -7,7 +7,6 @@ Only for claims about the broker; what a learner sees is read from the scripts t
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import unquote, urlsplit
 
 from rstream import (
     AMQPMessage,
@@ -19,18 +18,9 @@ from rstream import (
     amqp_decoder,
 )
 
+from tutorial_tools.broker import StreamAddress
+
 DEADLINE = 20.0  # seconds for anything asked of the broker here
-
-
-def _params(stream_url: str) -> dict:
-    url = urlsplit(stream_url)
-    return {
-        "host": url.hostname,
-        "port": url.port or 5552,
-        "vhost": unquote(url.path[1:]) or "/",
-        "username": unquote(url.username or "guest"),
-        "password": unquote(url.password or "guest"),
-    }
 
 
 def _run(coro):
@@ -41,7 +31,7 @@ def stored_offset(stream_url: str, stream: str, subscriber: str) -> int | None:
     """The offset RabbitMQ keeps for ``subscriber`` on ``stream``; None if none is stored."""
 
     async def query() -> int | None:
-        async with Consumer(**_params(stream_url)) as consumer:
+        async with Consumer(**StreamAddress.parse(stream_url).client_args()) as consumer:
             try:
                 return await consumer.query_offset(stream, subscriber)
             except OffsetNotFound:
@@ -54,7 +44,7 @@ def answers(stream_url: str, stream: str) -> bool:
     """True once ``stream`` exists and answers (after a restart it takes a moment to recover)."""
 
     async def probe() -> bool:
-        async with Consumer(**_params(stream_url)) as consumer:
+        async with Consumer(**StreamAddress.parse(stream_url).client_args()) as consumer:
             try:
                 await consumer.query_offset(stream, "readiness-probe")
             except OffsetNotFound:
@@ -71,7 +61,7 @@ def create(stream_url: str, stream: str, arguments: dict) -> None:
     """Create ``stream`` with the given arguments (as a script of another version might)."""
 
     async def declare() -> None:
-        async with Producer(**_params(stream_url)) as producer:
+        async with Producer(**StreamAddress.parse(stream_url).client_args()) as producer:
             await producer.create_stream(stream, arguments=arguments)
 
     _run(declare())
@@ -81,7 +71,7 @@ def append(stream_url: str, stream: str, bodies: list[bytes]) -> None:
     """Append AMQP 1.0 messages as offset_tracking_send.py writes them, each once confirmed."""
 
     async def publish() -> None:
-        async with Producer(**_params(stream_url)) as producer:
+        async with Producer(**StreamAddress.parse(stream_url).client_args()) as producer:
             for body in bodies:
                 await producer.send_wait(stream, AMQPMessage(body=body))
 
@@ -112,7 +102,7 @@ def read(stream_url: str, stream: str, until) -> list[tuple[int, bytes]]:
                 if until(messages):
                     done.set()
 
-        async with Consumer(**_params(stream_url)) as consumer:
+        async with Consumer(**StreamAddress.parse(stream_url).client_args()) as consumer:
             await consumer.subscribe(
                 stream,
                 on_message,

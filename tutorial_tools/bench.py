@@ -48,14 +48,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pika
 import psutil
 import rstream
 from rstream import Consumer, ConsumerOffsetSpecification, OffsetType, Producer
 
-from tutorial_tools.broker import SOURCES, Broker, BrokerError, run_with_broker
+from tutorial_tools.broker import SOURCES, Broker, BrokerError, StreamAddress, run_with_broker
 from tutorial_tools.chapters import AWAITING_RPC, CONFIRM_STRATEGIES, WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
@@ -259,18 +258,6 @@ CONSUME_QUEUE = "bench_consume"
 ASYNC_PUBLISHER = "publisher_confirms/publish_async.py"
 
 
-def stream_params(stream_url: str) -> dict:
-    """rstream's Producer/Consumer arguments from a rabbitmq-stream:// URL."""
-    url = urlsplit(stream_url)
-    return {
-        "host": url.hostname,
-        "port": url.port or 5552,
-        "vhost": unquote(url.path[1:]) or "/",
-        "username": unquote(url.username or "guest"),
-        "password": unquote(url.password or "guest"),
-    }
-
-
 def bodies(messages: int) -> list[bytes]:
     return [f"stream-message{i:06d}".encode() for i in range(messages)]  # 20 bytes each
 
@@ -292,7 +279,7 @@ async def stream_publish(stream_url: str, stream: str, messages: int, batched: b
             all_confirmed.set()
 
     payload = bodies(messages)
-    async with Producer(**stream_params(stream_url)) as producer:
+    async with Producer(**StreamAddress.parse(stream_url).client_args()) as producer:
         await producer.create_stream(stream)
         # Not timed: rstream's first message to a stream opens a connection to its leader.
         await producer.send_wait(stream, b"warm-up")
@@ -322,7 +309,7 @@ async def stream_consume(stream_url: str, stream: str, messages: int) -> float:
         if len(arrivals) == messages + 1:
             all_received.set()
 
-    async with Consumer(**stream_params(stream_url)) as consumer:
+    async with Consumer(**StreamAddress.parse(stream_url).client_args()) as consumer:
         await consumer.subscribe(
             stream,
             on_message,
@@ -333,7 +320,7 @@ async def stream_consume(stream_url: str, stream: str, messages: int) -> float:
 
 
 async def delete_stream(stream_url: str, stream: str) -> None:
-    async with Producer(**stream_params(stream_url)) as producer:
+    async with Producer(**StreamAddress.parse(stream_url).client_args()) as producer:
         await producer.delete_stream(stream)
 
 

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pika
@@ -91,6 +92,41 @@ def stream_url(
 ) -> str:
     """A RabbitMQ Stream URL, as the stream clients write it: rabbitmq-stream://..."""
     return amqp_url(host, port, vhost, user, password).replace("amqp://", "rabbitmq-stream://", 1)
+
+
+@dataclass(frozen=True)
+class StreamAddress:
+    host: str
+    port: int
+    vhost: str
+    user: str
+    password: str
+
+    @classmethod
+    def parse(cls, url: str) -> StreamAddress:
+        """What the stream scripts read from a rabbitmq-stream:// URL (guest:guest if none)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "rabbitmq-stream":
+            raise ValueError("it must start with rabbitmq-stream://")
+        if not parts.hostname:
+            raise ValueError("it names no host")
+        return cls(
+            parts.hostname,
+            parts.port or DEFAULT_PORTS["stream"],
+            urllib.parse.unquote(parts.path[1:]) or "/",
+            urllib.parse.unquote(parts.username or "guest"),
+            urllib.parse.unquote(parts.password or "guest"),
+        )
+
+    def client_args(self) -> dict[str, str | int]:
+        """The keyword arguments of rstream's Producer and Consumer for this address."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "vhost": self.vhost,
+            "username": self.user,
+            "password": self.password,
+        }
 
 
 def fixed_ports(amqp_port: int | None) -> dict[str, int]:

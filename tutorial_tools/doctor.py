@@ -34,7 +34,7 @@ from typing import TypeVar
 import pika
 import rstream
 
-from tutorial_tools.broker import DEFAULT_PORTS, UrlBroker, masked
+from tutorial_tools.broker import StreamAddress, UrlBroker, masked
 from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.management import ManagementError
 from tutorial_tools.waiting import TimedOut, wait_until
@@ -530,31 +530,6 @@ class Doctor:
         else:
             self.ok(f"stream {name!r} ({slug}) is as the chapter declares it")
         return True
-
-
-@dataclass(frozen=True)
-class StreamAddress:
-    host: str
-    port: int
-    vhost: str
-    user: str
-    password: str
-
-    @classmethod
-    def parse(cls, url: str) -> StreamAddress:
-        """What the stream scripts read from a rabbitmq-stream:// URL (guest:guest if none)."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "rabbitmq-stream":
-            raise ValueError("it must start with rabbitmq-stream://")
-        if not parts.hostname:
-            raise ValueError("it names no host")
-        return cls(
-            parts.hostname,
-            parts.port or DEFAULT_PORTS["stream"],
-            urllib.parse.unquote(parts.path[1:]) or "/",
-            urllib.parse.unquote(parts.username or "guest"),
-            urllib.parse.unquote(parts.password or "guest"),
-        )
 
 
 async def end_tasks(tasks: set[asyncio.Task]) -> None:
