@@ -330,15 +330,23 @@ COLOURS = [
     ],
 )
 def two_queues_bound_with_the_same_key(sandbox, row, tmp_path):
+    return two_receivers_and_their_share(sandbox, row, COLOURS)
+
+
+def two_receivers_and_their_share(sandbox, row, table) -> list[str]:
+    """Start receivers Q1 and Q2, emit every row of ``table`` (key, text, the receivers it
+    reaches) and check that each receiver printed exactly its share, in order. The table's last
+    row reaches both receivers, so once both have printed it nothing else is on its way."""
     q1, q2, *emits = row.commands
     receivers = {"Q1": start(sandbox, q1), "Q2": start(sandbox, q2)}
     for receiver in receivers.values():
         receiver.wait_for(WAITING_LOGS)
     senders = [run(sandbox, emit) for emit in emits]
+    last_key, last_text, _ = table[-1]
     for receiver in receivers.values():
-        receiver.wait_for(r"^ \[x\] black:bound by both$")
+        receiver.wait_for("^" + re.escape(f" [x] {last_key}:{last_text}") + "$")
     assert {name: messages(proc) for name, proc in receivers.items()} == {
-        name: [f" [x] {key}:{text}" for key, text, reach in COLOURS if name in reach]
+        name: [f" [x] {key}:{text}" for key, text, reach in table if name in reach]
         for name in receivers
     }
     return printed(*senders, *receivers.values())
@@ -438,18 +446,7 @@ WITHOUT_HASH = [
     ],
 )
 def without_the_receiver_of_everything(sandbox, row, tmp_path):
-    q1, q2, *emits = row.commands
-    receivers = {"Q1": start(sandbox, q1), "Q2": start(sandbox, q2)}
-    for receiver in receivers.values():
-        receiver.wait_for(WAITING_LOGS)
-    senders = [run(sandbox, emit) for emit in emits]
-    for receiver in receivers.values():
-        receiver.wait_for(r"^ \[x\] quick\.orange\.rabbit:matches both$")
-    assert {name: messages(proc) for name, proc in receivers.items()} == {
-        name: [f" [x] {key}:{text}" for key, text, reach in WITHOUT_HASH if name in reach]
-        for name in receivers
-    }
-    return printed(*senders, *receivers.values())
+    return two_receivers_and_their_share(sandbox, row, WITHOUT_HASH)
 
 
 @shown(
