@@ -78,6 +78,11 @@ def ctl(vhost: str, *args: str) -> str:
     return " ".join(["rabbitmqctl", command, *(["-p", vhost] if vhost != "/" else []), *rest])
 
 
+def grant_command(vhost: str, user: str) -> str:
+    """The rabbitmqctl command that lets the user do everything on the virtual host, quoted."""
+    return f'\'rabbitmqctl set_permissions -p {vhost} {user} ".*" ".*" ".*"\''
+
+
 def printable(url: str) -> str:
     """The URL with its password masked, or a placeholder when it cannot even be split."""
     try:
@@ -205,7 +210,7 @@ class Doctor:
             )
             raise Stop from None
         except pika.exceptions.ProbableAccessDeniedError:
-            grant = f'\'rabbitmqctl set_permissions -p {vhost} {user} ".*" ".*" ".*"\''
+            grant = grant_command(vhost, user)
             exists = self.vhost_exists(params)
             if exists:
                 self.fail(f"user {user!r} has no permissions on virtual host {vhost!r}: {grant}")
@@ -348,14 +353,7 @@ class Doctor:
         def run(call: Awaitable[T]) -> T:
             return loop.run_until_complete(asyncio.wait_for(call, TIMEOUT))
 
-        producer = rstream.Producer(
-            address.host,
-            address.port,
-            vhost=address.vhost,
-            username=address.user,
-            password=address.password,
-            connection_name="tutorial-doctor",
-        )
+        producer = rstream.Producer(**address.client_args(), connection_name="tutorial-doctor")
         try:
             self.check_stream_login(run, producer, address)
             self.check_advertised(run(producer.default_client).server_properties or {})
@@ -390,7 +388,7 @@ class Doctor:
         )
         return address
 
-    def check_stream_listener(self, host: str, port: int, *_: str) -> None:
+    def check_stream_listener(self, host: str, port: int) -> None:
         """RabbitMQ's stream port answers at host:port (not nothing, not AMQP, not HTTP)."""
         address = f"{host}:{port}"
         try:
@@ -454,7 +452,7 @@ class Doctor:
             )
             raise Stop from None
         except rstream.exceptions.VirtualHostAccessFailure:
-            grant = f'\'rabbitmqctl set_permissions -p {vhost} {user} ".*" ".*" ".*"\''
+            grant = grant_command(vhost, user)
             self.fail(
                 f"user {user!r} may not use virtual host {vhost!r} (VirtualHostAccessFailure): it "
                 f"does not exist, or grants nothing; make it with 'rabbitmqctl add_vhost "
@@ -471,7 +469,9 @@ class Doctor:
         connection properties say which)."""
         host = properties.get("advertised_host", "?")
         port = properties.get("advertised_port", "?")
-        address = f"{host}:{port}"
+        advertises = (
+            f"RabbitMQ advertises {host}:{port} for its streams, where stream clients connect next"
+        )
         fix = (
             "the broker must advertise an address this machine reaches: "
             "'stream.advertised_host = localhost' (and 'stream.advertised_port' for a published "
@@ -481,24 +481,15 @@ class Doctor:
         try:
             answer = stream_greeting(host, int(port))
         except socket.gaierror as error:
-            self.fail(
-                f"RabbitMQ advertises {address} for its streams, where stream clients connect "
-                f"next, and this machine cannot resolve {host!r} ({error!r}): {fix}"
-            )
+            self.fail(f"{advertises}, and this machine cannot resolve {host!r} ({error!r}): {fix}")
             raise Stop from None
         except (OSError, ValueError) as error:
-            self.fail(
-                f"RabbitMQ advertises {address} for its streams, where stream clients connect "
-                f"next, and it does not answer from here ({error!r}): {fix}"
-            )
+            self.fail(f"{advertises}, and it does not answer from here ({error!r}): {fix}")
             raise Stop from None
         if answer[4:6] != STREAM_ANSWER:
-            self.fail(
-                f"RabbitMQ advertises {address} for its streams, where stream clients connect "
-                f"next, and what answers there is not its stream port: {fix}"
-            )
+            self.fail(f"{advertises}, and what answers there is not its stream port: {fix}")
             raise Stop
-        self.ok(f"RabbitMQ advertises {address} for its streams, and it answers from here")
+        self.ok(f"RabbitMQ advertises {host}:{port} for its streams, and it answers from here")
 
     def check_stream_declarations(self, run: Run, producer: rstream.Producer, vhost: str) -> None:
         """Each stream the chapters declare: absent, the same, or a PreconditionFailed to come."""
@@ -586,11 +577,7 @@ def probe_blocked(url: str) -> list[str]:
 
 def main() -> int:
     url = os.environ.get("RABBITMQ_URL") or DEFAULT_URL
-    try:
-        where = masked(url)
-    except ValueError:
-        where = "RABBITMQ_URL (not a valid URL)"
-    print(f"make doctor: the broker at {where}", flush=True)
+    print(f"make doctor: the broker at {printable(url)}", flush=True)
     doctor = Doctor(
         url,
         os.environ.get("RABBITMQ_MANAGEMENT_URL"),
