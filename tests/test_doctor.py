@@ -55,6 +55,17 @@ def fix_command(line: str) -> list[str]:
     return shlex.split(found[1])[1:]
 
 
+def after_the_fix(sandbox, fail: str, script: str, prints: list[str]) -> None:
+    """Carry out the command the FAIL line names: then every check passes, and the chapter's
+    ``script`` runs and prints ``prints``. (Not on a broker named by RABBITMQ_URL, which
+    rabbitmqctl cannot reach.)"""
+    if sandbox.broker.source == "url":
+        return
+    sandbox.rabbitmqctl(*fix_command(fail))
+    assert checked(sandbox).process.returncode == 0
+    assert sandbox.run(script).stdout == prints
+
+
 def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams):
     proc = checked(sandbox)
     assert proc.process.returncode == 0, proc.output
@@ -104,11 +115,7 @@ def test_a_classic_hello_from_older_code_fails_with_the_command_that_deletes_it(
     assert fail.startswith("queue 'hello' exists with other arguments than hello_world declares")
     assert "PRECONDITION_FAILED" in fail
     assert fix_command(fail) == ["delete_queue", "-p", sandbox.vhost, "hello"]
-    if sandbox.broker.source == "url":
-        return  # rabbitmqctl cannot reach the broker named by RABBITMQ_URL
-    sandbox.rabbitmqctl(*fix_command(fail))
-    assert checked(sandbox).process.returncode == 0
-    assert sandbox.run("hello_world/send.py").stdout == [" [x] Sent 'Hello World!'"]
+    after_the_fix(sandbox, fail, "hello_world/send.py", [" [x] Sent 'Hello World!'"])
 
 
 def test_an_exchange_of_another_type_fails_with_how_to_delete_it(sandbox):
@@ -392,11 +399,7 @@ def test_a_stream_declared_with_other_retention_fails_with_the_command_that_dele
         "declares (max-length-bytes 5000000000; PreconditionFailed)"
     )
     assert fix_command(fail) == ["delete_queue", "-p", sandbox.vhost, "hello-python-stream"]
-    if sandbox.broker.source == "url":
-        return  # rabbitmqctl cannot reach the broker named by RABBITMQ_URL
-    sandbox.rabbitmqctl(*fix_command(fail))
-    assert checked(sandbox).process.returncode == 0
-    assert sandbox.run("stream_hello_world/send.py").stdout == [" [x] Hello, World! message sent"]
+    after_the_fix(sandbox, fail, "stream_hello_world/send.py", [" [x] Hello, World! message sent"])
 
 
 def test_streams_as_the_chapters_declare_them_pass(sandbox, streams):
