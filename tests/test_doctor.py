@@ -17,6 +17,7 @@ import urllib.parse
 
 import pytest
 import rstream
+from dead_ends import dead_ends
 
 from tutorial_tools import tour
 from tutorial_tools.broker import amqp_url, masked, stream_url
@@ -190,17 +191,10 @@ def test_a_memory_alarm_fails_and_says_publishers_are_blocked(sandbox):
 
 
 @pytest.fixture
-def silent_port():
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(4)  # the kernel accepts connections that nobody answers
-        yield silent.getsockname()[1]
-
-
-def refused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # free again once closed: nothing listens there
+def port():
+    """The "refused" and "silent" loopback ports of dead_ends(), for the test's length."""
+    with dead_ends() as ports:
+        yield ports
 
 
 @pytest.mark.parametrize(
@@ -212,17 +206,17 @@ def refused_port() -> int:
         ("management port", "is it RabbitMQ's AMQP port (usually 5672; the management UI"),
     ],
 )
-def test_no_broker_at_the_address_says_what_is_there_instead(broker, silent_port, where, says):
+def test_no_broker_at_the_address_says_what_is_there_instead(broker, port, where, says):
     management = urllib.parse.urlsplit(broker.management_url or "")
     if where == "management port" and management.hostname not in ("127.0.0.1", "localhost"):
         pytest.skip("this broker has no management port on a loopback address")
-    host, port = {
-        "refused": ("127.0.0.1", refused_port()),
+    host, at = {
+        "refused": ("127.0.0.1", port["refused"]),
         "unknown host": ("nonexistent.invalid", 5672),
-        "silent": ("127.0.0.1", silent_port),
+        "silent": ("127.0.0.1", port["silent"]),
         "management port": (management.hostname, management.port),
     }[where]
-    proc = doctor(amqp_url(host, port, "/", password=PASSWORD), stream_url=broker.stream_url)
+    proc = doctor(amqp_url(host, at, "/", password=PASSWORD), stream_url=broker.stream_url)
     assert proc.process.returncode == 1
     [fail] = lines(proc, "FAIL")
     assert says in fail
@@ -333,21 +327,19 @@ def test_an_invalid_stream_url_is_one_fail_line(sandbox, url, says):
         ("AMQP port", "{host}:{port} is RabbitMQ's AMQP port (RABBITMQ_URL's), not its stream"),
     ],
 )
-def test_no_stream_port_at_the_address_says_what_is_there_instead(
-    sandbox, silent_port, where, says
-):
+def test_no_stream_port_at_the_address_says_what_is_there_instead(sandbox, port, where, says):
     broker = sandbox.broker
-    host, port = {
-        "refused": ("127.0.0.1", refused_port()),
+    host, at = {
+        "refused": ("127.0.0.1", port["refused"]),
         "unknown host": ("nonexistent.invalid", 5552),
-        "silent": ("127.0.0.1", silent_port),
+        "silent": ("127.0.0.1", port["silent"]),
         "AMQP port": (broker.host, broker.amqp_port),
     }[where]
-    url = stream_url(host, port, sandbox.vhost, password=PASSWORD)
+    url = stream_url(host, at, sandbox.vhost, password=PASSWORD)
     proc = doctor(sandbox.url, broker.management_url, stream_url=url)
     assert proc.process.returncode == 1
     [fail] = lines(proc, "FAIL")
-    assert says.format(host=host, port=port) in fail
+    assert says.format(host=host, port=at) in fail
     # Set, RABBITMQ_STREAM_URL is where the learner wants streams: a failure, not a note.
     assert lines(proc, "note") == ["the remaining stream checks need what failed above"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import ipaddress
-import socket
 import time
 import urllib.parse
 
 import pytest
+from dead_ends import dead_ends
 
 from tutorial_tools.broker import amqp_url
 from tutorial_tools.chapters import SCRIPTS
@@ -74,14 +74,11 @@ def unreachable(broker) -> Attempts:
     The quick rows go first, so that starting many Pythons at once does not eat into the time
     of the rows that are timed against the scripts' own timeout.
     """
-    with socket.socket() as refusing, socket.socket() as silent:
-        refusing.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)  # the kernel accepts connections that nobody ever answers
+    with dead_ends() as port:
         addresses = {
-            "nothing listening": ("127.0.0.1", refusing.getsockname()[1]),
+            "nothing listening": ("127.0.0.1", port["refused"]),
             "unknown host": ("nonexistent.invalid", 5672),
-            "no answer": ("127.0.0.1", silent.getsockname()[1]),
+            "no answer": ("127.0.0.1", port["silent"]),
         }
         # The management UI's port: an HTTP server, the classic wrong port for a learner.
         management = urllib.parse.urlsplit(broker.management_url or "")

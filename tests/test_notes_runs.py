@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from pathlib import Path
 import pika
 import pytest
 import stream_broker
+from dead_ends import dead_ends
 
 from tutorial_tools import chapters
 from tutorial_tools.broker import amqp_url, stream_url
@@ -147,9 +147,8 @@ def send_before_anyone_listens(sandbox, row, tmp_path):
 def no_broker(sandbox, row, tmp_path):
     (send,) = row.commands
     script, args = script_and_args(send)
-    with socket.socket() as refusing:
-        refusing.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
-        url = amqp_url("127.0.0.1", refusing.getsockname()[1], "/")
+    with dead_ends() as port:
+        url = amqp_url("127.0.0.1", port["refused"], "/")
         proc = run_script(script, args, url=url)
     assert proc.process.returncode == 1
     return printed(proc)
@@ -567,9 +566,8 @@ def send_first_read_later(sandbox, row, tmp_path):
 def no_stream_broker(sandbox, row, tmp_path):
     (send,) = row.commands
     script, args = script_and_args(send)
-    with socket.socket() as refusing:
-        refusing.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
-        url = stream_url("127.0.0.1", refusing.getsockname()[1], "/")
+    with dead_ends() as port:
+        url = stream_url("127.0.0.1", port["refused"], "/")
         proc = run_script(script, args, stream_url=url)
     assert proc.process.returncode == 1
     return printed(proc)

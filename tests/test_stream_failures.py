@@ -11,12 +11,12 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import signal
-import socket
 import time
 from urllib.parse import urlsplit
 
 import pytest
 import stream_broker
+from dead_ends import dead_ends
 
 from tutorial_tools.broker import stream_url
 from tutorial_tools.chapters import STREAM_SCRIPTS, WAITING_STREAM
@@ -73,14 +73,11 @@ def attempt(script: str, url: str) -> tuple[ScriptProcess, float]:
 @pytest.fixture(scope="module")
 def unreachable(broker) -> dict[tuple[str, str], tuple[ScriptProcess, float]]:
     """Every script against every target, side by side: the 10 s waits are paid once."""
-    with socket.socket() as refusing, socket.socket() as silent:
-        refusing.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)  # the kernel accepts connections that nobody ever answers
+    with dead_ends() as port:
         hosts = {
-            "nothing listening": ("127.0.0.1", refusing.getsockname()[1]),
+            "nothing listening": ("127.0.0.1", port["refused"]),
             "unknown host": ("nonexistent.invalid", 5552),
-            "no answer": ("127.0.0.1", silent.getsockname()[1]),
+            "no answer": ("127.0.0.1", port["silent"]),
             "the AMQP port": (broker.host, broker.amqp_port),
         }
         rows = [(script, target) for target in TARGETS for script in SCRIPTS]
