@@ -62,7 +62,7 @@ LISTENERS = {
 }
 PLUGINS = ("rabbitmq_management", "rabbitmq_stream")
 # --port 5672 puts the chapters' default ports on the host: AMQP's, and the stream port's.
-DEFAULT_PORTS = {"amqp": 5672, "stream": 5552}
+DEFAULT_PORTS = {name: LISTENERS[name][0] for name in ("amqp", "stream")}
 
 HOW_TO_GET_ONE = """\
 No RabbitMQ broker is available. Any one of these will do:
