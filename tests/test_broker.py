@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import docker
 import pika
 import psutil
 import pytest
+from mirakuru.base_env import processes_with_env
 
 from tutorial_tools.broker import Broker, UrlBroker
 from tutorial_tools.management import ManagementApi
@@ -40,8 +42,10 @@ def still_running(described: str) -> list[str]:
     """What of a broker described as `describe()` does still exists on this machine."""
     node = re.search(r"\(node (\S+)\)", described)
     if node:
-        found = subprocess.run(["pgrep", "-f", node[1]], capture_output=True, text=True)
-        return [f"process {pid} of node {node[1]}" for pid in found.stdout.split()]
+        # The Erlang VM's command line does not name the node: every process of the node (the
+        # VM, its helpers, its epmd) has it in its environment.
+        pids = processes_with_env("RABBITMQ_NODENAME", node[1])
+        return [f"process {pid} of node {node[1]}" for pid in sorted(pids)]
     container = re.search(r"\((tutorial-rabbitmq-\S+), image", described)
     assert container, f"cannot tell which broker this is: {described}"
     client = docker.from_env()
@@ -107,6 +111,27 @@ def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: B
     assert still_running(described) == []
     with pytest.raises(pika.exceptions.AMQPConnectionError):
         pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1&socket_timeout=2"))
+
+
+def test_a_second_interrupt_while_the_broker_stops_does_not_cut_the_stop_short(broker: Broker):
+    # `make broker` passes the SIGTERM it gets on to its child, which the process group's
+    # SIGTERM has already reached; a user may press Ctrl+C again while the broker stops.
+    if broker.source == "url":
+        pytest.skip("the url source starts nothing of its own")
+    cli = ScriptProcess(
+        "tutorial_tools/broker.py", ["--source", broker.source], env={"RABBITMQ_URL": ""}
+    )
+    try:
+        cli.wait_for(r"^Press Ctrl\+C to stop the broker", timeout=120)
+        described = cli.matching(r"^Using the ")[0]
+        cli.process.send_signal(signal.SIGTERM)
+        cli.wait_for(r"Stopping the broker \.\.\.$")
+        cli.process.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=60) == 0
+    finally:
+        cli.stop()
+    assert "Traceback" not in cli.output
+    assert still_running(described) == []
 
 
 def listening(broker: Broker) -> list[tuple[str, int]]:

@@ -559,16 +559,29 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """Raise KeyboardInterrupt, and ignore Ctrl+C and SIGTERM from now on, so that a second
+    one cannot cut the broker's stop short: `make` passes on to its child the SIGTERM that
+    the child got already, and an impatient user presses Ctrl+C twice."""
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def running_broker(
     source: str | None = None, fixed_port: int | None = None, say: Callable[[str], None] = _say
 ) -> Iterator[Broker]:
     """A started broker for the ``with`` block, stopped when it ends, however it ends.
 
-    Ctrl+C and SIGTERM raise KeyboardInterrupt (also where a shell started us ignoring SIGINT).
+    Ctrl+C and SIGTERM raise KeyboardInterrupt (also where a shell started us ignoring SIGINT),
+    once: see interrupt().
     """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, interrupt)
     broker = make_broker(source, fixed_port)
     try:
         if broker.source != "url":
