@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import docker
 import pika
@@ -81,41 +83,10 @@ def test_url_source_uses_the_broker_it_is_given_and_never_stops_it(broker: Broke
         given.restart()
 
 
-def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: Broker):
-    if broker.source == "url":
-        pytest.skip("the url source starts nothing of its own")
-    cli = ScriptProcess(
-        "tutorial_tools/broker.py", ["--source", broker.source], env={"RABBITMQ_URL": ""}
-    )
-    try:
-        export = cli.wait_for(r"^\s+export RABBITMQ_URL=amqp://", timeout=120)[0]
-        described = cli.matching(r"^Using the ")[0]
-        url = export.split("=", 1)[1]
-        publish_kept_message(url)
-        management = cli.matching(r"^\s+export RABBITMQ_MANAGEMENT_URL=http://")[0].split("=", 1)[1]
-        assert ManagementApi(management, "guest", "guest").get("queues", "/", "kept")["durable"]
-        # The stream chapters run with its RABBITMQ_STREAM_URL line.
-        stream_export = cli.wait_for(r"^\s+export RABBITMQ_STREAM_URL=rabbitmq-stream://")[0]
-        sent = run_script("stream_hello_world/send.py", stream_url=stream_export.split("=", 1)[1])
-        assert (sent.process.returncode, sent.stderr) == (0, [])
-        # The alias line it prints makes `rabbitmqctl`, as the notes and the doctor write it,
-        # reach this broker.
-        alias = cli.wait_for(r"^\s+alias rabbitmqctl='")[0].strip()
-        shell = f"shopt -s expand_aliases; {alias}\nrabbitmqctl list_queues -q name"
-        listed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
-        assert "kept" in listed.stdout.split(), listed.stderr
-        assert cli.interrupt(timeout=60) == 0
-    finally:
-        cli.stop()
-    assert "Traceback" not in cli.output
-    assert still_running(described) == []
-    with pytest.raises(pika.exceptions.AMQPConnectionError):
-        pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1&socket_timeout=2"))
-
-
-def test_a_second_interrupt_while_the_broker_stops_does_not_cut_the_stop_short(broker: Broker):
-    # `make broker` passes the SIGTERM it gets on to its child, which the process group's
-    # SIGTERM has already reached; a user may press Ctrl+C again while the broker stops.
+@contextlib.contextmanager
+def broker_command(broker: Broker) -> Iterator[ScriptProcess]:
+    """The broker command on the tests' source, ready; once the block ends, it must have left
+    no traceback and nothing of its broker running."""
     if broker.source == "url":
         pytest.skip("the url source starts nothing of its own")
     cli = ScriptProcess(
@@ -123,15 +94,42 @@ def test_a_second_interrupt_while_the_broker_stops_does_not_cut_the_stop_short(b
     )
     try:
         cli.wait_for(r"^Press Ctrl\+C to stop the broker", timeout=120)
-        described = cli.matching(r"^Using the ")[0]
+        yield cli
+    finally:
+        cli.stop()
+    assert "Traceback" not in cli.output
+    assert still_running(cli.matching(r"^Using the ")[0]) == []
+
+
+def test_command_line_starts_a_broker_and_ctrl_c_leaves_nothing_behind(broker: Broker):
+    with broker_command(broker) as cli:
+        url = cli.matching(r"^\s+export RABBITMQ_URL=amqp://")[0].split("=", 1)[1]
+        publish_kept_message(url)
+        management = cli.matching(r"^\s+export RABBITMQ_MANAGEMENT_URL=http://")[0].split("=", 1)[1]
+        assert ManagementApi(management, "guest", "guest").get("queues", "/", "kept")["durable"]
+        # The stream chapters run with its RABBITMQ_STREAM_URL line.
+        stream_export = cli.matching(r"^\s+export RABBITMQ_STREAM_URL=rabbitmq-stream://")[0]
+        sent = run_script("stream_hello_world/send.py", stream_url=stream_export.split("=", 1)[1])
+        assert (sent.process.returncode, sent.stderr) == (0, [])
+        # The alias line it prints makes `rabbitmqctl`, as the notes and the doctor write it,
+        # reach this broker.
+        alias = cli.matching(r"^\s+alias rabbitmqctl='")[0].strip()
+        shell = f"shopt -s expand_aliases; {alias}\nrabbitmqctl list_queues -q name"
+        listed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+        assert "kept" in listed.stdout.split(), listed.stderr
+        assert cli.interrupt(timeout=60) == 0
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1&socket_timeout=2"))
+
+
+def test_a_second_interrupt_while_the_broker_stops_does_not_cut_the_stop_short(broker: Broker):
+    # `make broker` passes the SIGTERM it gets on to its child, which the process group's
+    # SIGTERM has already reached; a user may press Ctrl+C again while the broker stops.
+    with broker_command(broker) as cli:
         cli.process.send_signal(signal.SIGTERM)
         cli.wait_for(r"Stopping the broker \.\.\.$")
         cli.process.send_signal(signal.SIGINT)
         assert cli.wait(timeout=60) == 0
-    finally:
-        cli.stop()
-    assert "Traceback" not in cli.output
-    assert still_running(described) == []
 
 
 def listening(broker: Broker) -> list[tuple[str, int]]:
