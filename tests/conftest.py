@@ -10,13 +10,19 @@ from __future__ import annotations
 import re
 import secrets
 import socket
-import urllib.parse
 from collections.abc import Iterator
 
 import pika
 import pytest
 
-from tutorial_tools.broker import Broker, BrokerError, BrokerUnavailable, make_broker, masked
+from tutorial_tools.broker import (
+    Broker,
+    BrokerError,
+    BrokerUnavailable,
+    StreamAddress,
+    make_broker,
+    masked,
+)
 from tutorial_tools.chapters import SENDER, Chapter, Step
 from tutorial_tools.processes import ScriptProcess, run_script
 
@@ -80,6 +86,15 @@ class Sandbox:
     def queue_names(self) -> set[str]:
         return {q["name"] for q in self.broker.management.get("queues", self.vhost)}
 
+    def set_policy(self, name: str, queue: str, definition: dict) -> None:
+        """A policy ``name`` that applies ``definition`` to the queue (or stream) ``queue``."""
+        self.broker.management.put(
+            "policies",
+            self.vhost,
+            name,
+            body={"pattern": f"^{queue}$", "apply-to": "queues", "definition": definition},
+        )
+
     def rabbitmqctl(self, *args: str) -> str:
         return self.broker.rabbitmqctl(*args)
 
@@ -125,9 +140,9 @@ def streams(broker: Broker) -> Broker:
     saying where they looked (RABBITMQ_STREAM_URL, else port 5552 on the same host).
     """
     if broker.source == "url":
-        where = urllib.parse.urlsplit(broker.stream_url)
+        where = StreamAddress.parse(broker.stream_url)
         try:
-            socket.create_connection((where.hostname, where.port or 5552), timeout=5).close()
+            socket.create_connection((where.host, where.port), timeout=5).close()
         except OSError as exc:
             pytest.skip(f"no stream port at {masked(broker.stream_url)}: {exc}")
     return broker

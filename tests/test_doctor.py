@@ -8,7 +8,6 @@ fix, the test carries it out and checks that the chapter script then works. The 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import shlex
@@ -16,11 +15,11 @@ import socket
 import urllib.parse
 
 import pytest
-import rstream
+import stream_broker
 from dead_ends import dead_ends
 
 from tutorial_tools import tour
-from tutorial_tools.broker import amqp_url, masked, stream_url
+from tutorial_tools.broker import StreamAddress, amqp_url, masked, stream_url
 from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.processes import ScriptProcess, run_script
 
@@ -76,10 +75,10 @@ def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams):
     version = f"RabbitMQ {overview['rabbitmq_version']} on Erlang "
     assert any(line.startswith(version) for line in lines(proc, "ok")), proc.output
     # The stream port, after the AMQP checks: every one of its checks is there, and passed.
-    where = urllib.parse.urlsplit(sandbox.stream_url)
+    where = StreamAddress.parse(sandbox.stream_url)
     stream_checks = [
-        f"RABBITMQ_STREAM_URL is {masked(sandbox.stream_url)}: host {where.hostname}, ",
-        f"RabbitMQ answers the stream protocol on {where.hostname}:{where.port}",
+        f"RABBITMQ_STREAM_URL is {masked(sandbox.stream_url)}: host {where.host}, ",
+        f"RabbitMQ answers the stream protocol on {where.host}:{where.port}",
         f"user 'guest' logged in to virtual host '{sandbox.vhost}' over the stream protocol",
         "RabbitMQ advertises ",
         "not declared yet (the stream scripts declare them): stream hello-python-stream, "
@@ -345,8 +344,8 @@ def test_no_stream_port_at_the_address_says_what_is_there_instead(sandbox, port,
 
 
 def test_a_wrong_password_on_the_stream_port_fails_at_login(sandbox, streams):
-    where = urllib.parse.urlsplit(sandbox.stream_url)
-    url = stream_url(where.hostname, where.port, sandbox.vhost, password=PASSWORD)
+    where = StreamAddress.parse(sandbox.stream_url)
+    url = stream_url(where.host, where.port, sandbox.vhost, password=PASSWORD)
     proc = doctor(sandbox.url, sandbox.broker.management_url, stream_url=url)
     assert proc.process.returncode == 1
     [fail] = lines(proc, "FAIL")
@@ -366,23 +365,10 @@ def test_a_missing_virtual_host_on_the_stream_port_fails_with_the_commands_that_
     assert commands == ["add_vhost", "set_permissions"]
 
 
-def create_stream(sandbox, name: str, arguments: dict) -> None:
-    """A stream made by other code, with the arguments it chose."""
-    where = urllib.parse.urlsplit(sandbox.stream_url)
-
-    async def create() -> None:
-        async with rstream.Producer(
-            where.hostname, where.port, vhost=sandbox.vhost, username="guest", password="guest"
-        ) as producer:
-            await producer.create_stream(name, arguments=arguments)
-
-    asyncio.run(asyncio.wait_for(create(), 30))
-
-
 def test_a_stream_declared_with_other_retention_fails_with_the_command_that_deletes_it(
     sandbox, streams
 ):
-    create_stream(sandbox, "hello-python-stream", {"max-length-bytes": 1_000_000})
+    stream_broker.create(sandbox.stream_url, "hello-python-stream", {"max-length-bytes": 1_000_000})
     proc = checked(sandbox)
     assert proc.process.returncode == 1
     [fail] = lines(proc, "FAIL")
@@ -437,7 +423,7 @@ def test_an_advertised_host_this_machine_cannot_resolve_fails_with_how_to_set_it
     assert proc.process.returncode == 1
     [fail] = lines(proc, "FAIL")
     assert fail.startswith(
-        f"RabbitMQ advertises nonexistent.invalid:{urllib.parse.urlsplit(sandbox.stream_url).port}"
+        f"RabbitMQ advertises nonexistent.invalid:{StreamAddress.parse(sandbox.stream_url).port}"
         " for its streams, where stream clients connect next, and this machine cannot resolve"
     )
     assert "gaierror" in fail and "stream.advertised_host = localhost" in fail

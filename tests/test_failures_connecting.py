@@ -14,12 +14,13 @@ import ipaddress
 import time
 import urllib.parse
 
+import common_tail
 import pytest
 from dead_ends import dead_ends
 
 from tutorial_tools.broker import amqp_url
 from tutorial_tools.chapters import SCRIPTS
-from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
+from tutorial_tools.processes import ScriptError, ScriptProcess, run_script
 
 # Distinctive, so that finding it anywhere in the output means the password leaked.
 PASSWORD = "s3cret-pw"
@@ -170,27 +171,7 @@ def test_a_queue_with_other_arguments_is_one_line_naming_it(sandbox, script, que
     assert_one_line(sandbox.run(script), "PRECONDITION_FAILED", f"for queue '{queue}'")
 
 
-TAIL_MARKER = "# --- The same in every chapter script: "
-
-
-def chapter_scripts():
-    return sorted(
-        path
-        for path in ROOT.glob("*/*.py")
-        if path.parent.name not in ("tests", "tutorial_tools")
-        and not path.parent.name.startswith(".")
-        and "import pika" in path.read_text(encoding="utf-8")
-    )
-
-
 def test_every_pika_chapter_script_ends_with_the_same_tail_of_at_most_15_lines():
-    scripts = chapter_scripts()
-    assert {path.relative_to(ROOT).as_posix() for path in scripts} >= set(SCRIPTS)
-    tails = {}
-    for path in scripts:
-        text = path.read_text(encoding="utf-8")
-        assert TAIL_MARKER in text, f"{path.relative_to(ROOT)} has no common tail"
-        tails[path.relative_to(ROOT).as_posix()] = text[text.index(TAIL_MARKER) :]
-    reference = tails["hello_world/send.py"]
-    assert len(reference.splitlines()) <= 15
-    assert [name for name, tail in tails.items() if tail != reference] == []
+    tails = common_tail.tails("import pika", "# --- The same in every chapter script: ")
+    assert set(tails) >= set(SCRIPTS)
+    assert common_tail.differing(tails, "hello_world/send.py") == []

@@ -41,16 +41,7 @@ def take_all(sandbox, queue: str) -> list[str]:
 
 def limit_queue(sandbox, queue: str, max_length: int) -> None:
     """A policy: ``queue`` holds about ``max_length`` messages and nacks (reject-publish) more."""
-    sandbox.broker.management.put(
-        "policies",
-        sandbox.vhost,
-        "limit",
-        body={
-            "pattern": f"^{queue}$",
-            "definition": {"max-length": max_length, "overflow": "reject-publish"},
-            "apply-to": "queues",
-        },
-    )
+    sandbox.set_policy("limit", queue, {"max-length": max_length, "overflow": "reject-publish"})
 
 
 @pytest.mark.parametrize(

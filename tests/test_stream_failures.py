@@ -12,15 +12,15 @@ import concurrent.futures
 import re
 import signal
 import time
-from urllib.parse import urlsplit
 
+import common_tail
 import pytest
 import stream_broker
 from dead_ends import dead_ends
 
-from tutorial_tools.broker import stream_url
-from tutorial_tools.chapters import STREAM_SCRIPTS, WAITING_STREAM
-from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess
+from tutorial_tools.broker import StreamAddress, stream_url
+from tutorial_tools.chapters import STREAM_SCRIPTS, WAITING_STREAM, chapter
+from tutorial_tools.processes import ScriptError, ScriptProcess
 
 pytestmark = pytest.mark.usefixtures("streams")
 
@@ -30,10 +30,6 @@ SCRIPTS = tuple(STREAM_SCRIPTS)  # the four, from tutorial_tools/chapters.py
 RECEIVERS = {  # each receiver, and the line it prints once it waits
     "stream_hello_world/receive.py": WAITING_STREAM,
     "stream_offset_tracking/offset_tracking_receive.py": r"^Offset not previously stored\.$",
-}
-STREAMS = {
-    "stream_hello_world": "hello-python-stream",
-    "stream_offset_tracking": "stream-offset-tracking-python",
 }
 
 # Where the scripts are sent when no stream broker is there, and what each says. Loopback
@@ -47,6 +43,12 @@ TARGETS = {
     "no answer": (r"TimeoutError\(\)", 15.0),
     "the AMQP port": (r"TimeoutError\(\)", 15.0),
 }
+
+
+def stream_of(script: str) -> str:
+    """The stream that the script's chapter declares (tutorial_tools/chapters.py)."""
+    [(name, _)] = chapter(script.split("/")[0]).streams
+    return name
 
 
 def one_line(proc: ScriptProcess, reason: str) -> None:
@@ -102,12 +104,9 @@ def test_no_stream_broker_there_is_one_line_in_a_few_seconds(unreachable, script
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_wrong_password_is_refused_in_one_line(sandbox, script):
-    url = urlsplit(sandbox.stream_url)
-    netloc = f"{url.username}:{PASSWORD}@{url.hostname}:{url.port}"
-    one_line(
-        sandbox.run(script, stream_url=url._replace(netloc=netloc).geturl()),
-        r"AuthenticationFailure\(\)",
-    )
+    where = StreamAddress.parse(sandbox.stream_url)
+    url = stream_url(where.host, where.port, where.vhost, where.user, PASSWORD)
+    one_line(sandbox.run(script, stream_url=url), r"AuthenticationFailure\(\)")
 
 
 @pytest.mark.parametrize("script", SCRIPTS[:2])
@@ -138,7 +137,7 @@ def test_an_invalid_stream_url_is_one_line(url, reason):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_stream_declared_with_other_arguments_is_refused_in_one_line(sandbox, script):
-    stream = STREAMS[script.split("/")[0]]
+    stream = stream_of(script)
     stream_broker.create(sandbox.stream_url, stream, {"max-length-bytes": 1_000_000})
 
     one_line(sandbox.run(script), r"PreconditionFailed\(\)")
@@ -160,7 +159,7 @@ def test_a_waiting_receiver_stops_with_one_line_and_exit_0(sandbox, script, sign
 def start_consuming(sandbox, script: str) -> ScriptProcess:
     """Start a receiver and see it read a message: then it has subscribed."""
     proc = sandbox.start(script, ready=RECEIVERS[script])
-    stream = STREAMS[script.split("/")[0]]
+    stream = stream_of(script)
     stream_broker.append(sandbox.stream_url, stream, [b"hello: subscribed?"])
     proc.wait_for(r"^(Got message: |First message received)")
     return proc
@@ -169,7 +168,7 @@ def start_consuming(sandbox, script: str) -> ScriptProcess:
 @pytest.mark.parametrize("script", RECEIVERS)
 def test_a_receiver_whose_stream_is_deleted_says_so_in_one_line(sandbox, script):
     proc = start_consuming(sandbox, script)
-    stream = STREAMS[script.split("/")[0]]
+    stream = stream_of(script)
     sandbox.broker.management.delete("queues", sandbox.vhost, stream)
 
     assert proc.wait(timeout=15) == 1
@@ -186,27 +185,7 @@ def test_a_receiver_whose_broker_goes_away_says_so_in_one_line(restartable, sand
         assert proc.stderr == [f" [!] Subscription ended: Connection Closed{HINT}"]
 
 
-TAIL_MARKER = "# --- The same in every stream script: "
-
-
-def stream_scripts() -> list[str]:
-    """Every chapter script that imports rstream."""
-    return sorted(
-        path.relative_to(ROOT).as_posix()
-        for path in ROOT.glob("*/*.py")
-        if path.parent.name not in ("tests", "tutorial_tools")
-        and not path.parent.name.startswith(".")
-        and "from rstream import" in path.read_text(encoding="utf-8")
-    )
-
-
 def test_every_stream_script_ends_with_the_same_tail_of_at_most_15_lines():
-    assert stream_scripts() == sorted(SCRIPTS)
-    tails = {}
-    for script in SCRIPTS:
-        text = (ROOT / script).read_text(encoding="utf-8")
-        assert text.count(TAIL_MARKER) == 1, f"{script} has no common tail, or two"
-        tails[script] = text[text.index(TAIL_MARKER) :]
-    reference = tails["stream_hello_world/send.py"]
-    assert len(reference.splitlines()) <= 15
-    assert [script for script, tail in tails.items() if tail != reference] == []
+    tails = common_tail.tails("from rstream import", "# --- The same in every stream script: ")
+    assert sorted(tails) == sorted(SCRIPTS)
+    assert common_tail.differing(tails, "stream_hello_world/send.py") == []

@@ -127,15 +127,8 @@ def test_the_stream_keeps_2_gb_as_both_scripts_declare(sandbox):
 def test_retention_drops_the_oldest_whole_segments_and_the_offsets_of_the_rest_stay(sandbox):
     # The notes' experiment: a policy shrinks the stream's limits before it is created (of a
     # policy and an argument, the smaller limit applies): 1,000 bytes in segments of 200.
-    sandbox.broker.management.put(
-        "policies",
-        sandbox.vhost,
-        "tiny-stream",
-        body={
-            "pattern": f"^{STREAM}$",
-            "apply-to": "queues",
-            "definition": {"max-length-bytes": 1000, "stream-max-segment-size-bytes": 200},
-        },
+    sandbox.set_policy(
+        "tiny-stream", STREAM, {"max-length-bytes": 1000, "stream-max-segment-size-bytes": 200}
     )
     send_wave(sandbox)
     send_wave(sandbox)  # a second wave starts a new segment: the oldest now go

@@ -190,15 +190,8 @@ def route_dead_letters_to(sandbox, queue: str) -> None:
         connection.channel().queue_declare(
             queue, durable=True, arguments={"x-queue-type": "quorum"}
         )
-    sandbox.broker.management.put(
-        "policies",
-        sandbox.vhost,
-        "dead-tasks",
-        body={
-            "pattern": "^task_queue$",
-            "apply-to": "queues",
-            "definition": {"dead-letter-exchange": "", "dead-letter-routing-key": queue},
-        },
+    sandbox.set_policy(
+        "dead-tasks", "task_queue", {"dead-letter-exchange": "", "dead-letter-routing-key": queue}
     )
 
 

@@ -1,0 +1,30 @@
+"""The common tail of the chapter scripts: the lines at the end, the same in every script on
+one client, that read where RabbitMQ is, stop on Ctrl+C and turn any error into one line."""
+
+from __future__ import annotations
+
+from tutorial_tools.processes import ROOT
+
+MAX_LINES = 15
+
+
+def tails(imports: str, marker: str) -> dict[str, str]:
+    """Each chapter script whose text has ``imports`` (its client's import line): its tail,
+    from the line with ``marker`` on. Fails for a script with no such line, or two."""
+    found = {}
+    for path in sorted(ROOT.glob("*/*.py")):
+        if path.parent.name in ("tests", "tutorial_tools") or path.parent.name.startswith("."):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if imports in text:
+            name = path.relative_to(ROOT).as_posix()
+            assert text.count(marker) == 1, f"{name} has no common tail, or two"
+            found[name] = text[text.index(marker) :]
+    return found
+
+
+def differing(tails: dict[str, str], reference: str) -> list[str]:
+    """The scripts whose tail is not the same as ``reference``'s, which must be at most
+    MAX_LINES long."""
+    assert len(tails[reference].splitlines()) <= MAX_LINES
+    return [name for name, tail in tails.items() if tail != tails[reference]]
