@@ -17,7 +17,7 @@ import psutil
 import pytest
 from mirakuru.base_env import processes_with_env
 
-from tutorial_tools.broker import Broker, UrlBroker
+from tutorial_tools.broker import STOP_SIGNALS, Broker, UrlBroker, running_broker
 from tutorial_tools.management import ManagementApi
 from tutorial_tools.processes import ScriptProcess, run_script
 
@@ -130,6 +130,20 @@ def test_a_second_interrupt_while_the_broker_stops_does_not_cut_the_stop_short(b
         cli.wait_for(r"Stopping the broker \.\.\.$")
         cli.process.send_signal(signal.SIGINT)
         assert cli.wait(timeout=60) == 0
+
+
+def test_after_the_first_interrupt_the_commands_ignore_any_further_one(broker, monkeypatch):
+    # What keeps a second Ctrl+C or SIGTERM (make passes its own on) from cutting the stop
+    # short, which the test above cannot catch: it lands too late to tell.
+    monkeypatch.setenv("RABBITMQ_URL", broker.url)  # a broker started here would stop it
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        with pytest.raises(KeyboardInterrupt), running_broker("url", say=lambda text: None):
+            signal.raise_signal(signal.SIGTERM)
+        assert [signal.getsignal(signum) for signum in STOP_SIGNALS] == [signal.SIG_IGN] * 2
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def listening(broker: Broker) -> list[tuple[str, int]]:
