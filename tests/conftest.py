@@ -15,16 +15,10 @@ from collections.abc import Iterator
 import pika
 import pytest
 
-from tutorial_tools.broker import (
-    Broker,
-    BrokerError,
-    BrokerUnavailable,
-    StreamAddress,
-    make_broker,
-    masked,
-)
+from tutorial_tools.addresses import StreamAddress, masked
 from tutorial_tools.chapters import SENDER, Chapter, Step
 from tutorial_tools.processes import ScriptProcess, run_script
+from tutorial_tools.sources import Broker, BrokerError, BrokerUnavailable, make_broker
 
 
 class Sandbox:

@@ -18,7 +18,7 @@ from rstream import (
     amqp_decoder,
 )
 
-from tutorial_tools.broker import StreamAddress
+from tutorial_tools.addresses import StreamAddress
 
 DEADLINE = 20.0  # seconds for anything asked of the broker here
 

@@ -17,9 +17,11 @@ import psutil
 import pytest
 from mirakuru.base_env import processes_with_env
 
-from tutorial_tools.broker import STOP_SIGNALS, Broker, UrlBroker, running_broker
+from tutorial_tools.lifecycle import STOP_SIGNALS, running_broker
 from tutorial_tools.management import ManagementApi
 from tutorial_tools.processes import ScriptProcess, run_script
+from tutorial_tools.sources import Broker
+from tutorial_tools.url_broker import UrlBroker
 
 
 def publish_kept_message(url: str) -> None:

@@ -19,7 +19,7 @@ import stream_broker
 from dead_ends import dead_ends
 
 from tutorial_tools import tour
-from tutorial_tools.broker import StreamAddress, amqp_url, masked, stream_url
+from tutorial_tools.addresses import StreamAddress, amqp_url, masked, stream_url
 from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.processes import ScriptProcess, run_script
 

@@ -18,7 +18,7 @@ import common_tail
 import pytest
 from dead_ends import dead_ends
 
-from tutorial_tools.broker import amqp_url
+from tutorial_tools.addresses import amqp_url
 from tutorial_tools.chapters import SCRIPTS
 from tutorial_tools.processes import ScriptError, ScriptProcess, run_script
 

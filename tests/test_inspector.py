@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tutorial_tools import inspector
-from tutorial_tools.broker import UrlBroker
 from tutorial_tools.processes import run_script
+from tutorial_tools.url_broker import UrlBroker
 from tutorial_tools.waiting import wait_until
 
 

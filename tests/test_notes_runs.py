@@ -33,7 +33,7 @@ import stream_broker
 from dead_ends import dead_ends
 
 from tutorial_tools import chapters
-from tutorial_tools.broker import amqp_url, stream_url
+from tutorial_tools.addresses import amqp_url, stream_url
 from tutorial_tools.chapters import AWAITING_RPC, WAITING_LOGS, WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptProcess, run_script

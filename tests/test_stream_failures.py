@@ -18,7 +18,7 @@ import pytest
 import stream_broker
 from dead_ends import dead_ends
 
-from tutorial_tools.broker import StreamAddress, stream_url
+from tutorial_tools.addresses import StreamAddress, stream_url
 from tutorial_tools.chapters import STREAM_SCRIPTS, WAITING_STREAM, chapter
 from tutorial_tools.processes import ScriptError, ScriptProcess
 

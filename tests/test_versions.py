@@ -12,9 +12,9 @@ import os
 import pika
 import pytest
 
-from tutorial_tools.broker import Broker, BrokerError
 from tutorial_tools.chapters import WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
+from tutorial_tools.sources import Broker, BrokerError
 from tutorial_tools.waiting import wait_until
 
 RECEIVED = r"^ \[x\] Received "

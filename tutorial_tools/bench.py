@@ -54,10 +54,12 @@ import psutil
 import rstream
 from rstream import Consumer, ConsumerOffsetSpecification, OffsetType, Producer
 
-from tutorial_tools.broker import SOURCES, Broker, BrokerError, StreamAddress, run_with_broker
+from tutorial_tools.addresses import StreamAddress
 from tutorial_tools.chapters import AWAITING_RPC, CONFIRM_STRATEGIES, WAITING_MESSAGES
+from tutorial_tools.lifecycle import run_with_broker
 from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
+from tutorial_tools.sources import SOURCES, Broker, BrokerError
 from tutorial_tools.waiting import wait_until
 
 START = "<!-- bench:start -->"

@@ -34,13 +34,18 @@ from typing import TypeVar
 import pika
 import rstream
 
-from tutorial_tools.broker import StreamAddress, UrlBroker, masked
+from tutorial_tools.addresses import (
+    DEFAULT_STREAM_URL,
+    DEFAULT_URL,
+    StreamAddress,
+    management_url_for,
+    printable,
+)
 from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.management import ManagementError
+from tutorial_tools.url_broker import UrlBroker
 from tutorial_tools.waiting import TimedOut, wait_until
 
-DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
-DEFAULT_STREAM_URL = "rabbitmq-stream://guest:guest@localhost:5552/%2F"  # the stream scripts'
 TIMEOUT = 5.0  # seconds for a broker that does not answer, as in the chapter scripts
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 # The first frame of a stream client: PeerProperties (key 0x0011, version 1, correlation id 1)
@@ -81,14 +86,6 @@ def ctl(vhost: str, *args: str) -> str:
 def grant_command(vhost: str, user: str) -> str:
     """The rabbitmqctl command that lets the user do everything on the virtual host, quoted."""
     return f'\'rabbitmqctl set_permissions -p {vhost} {user} ".*" ".*" ".*"\''
-
-
-def printable(url: str) -> str:
-    """The URL with its password masked, or a placeholder when it cannot even be split."""
-    try:
-        return masked(url)
-    except ValueError:
-        return "RABBITMQ_URL (not a valid URL)"
 
 
 class Doctor:
@@ -248,7 +245,7 @@ class Doctor:
 
     def vhost_exists(self, params: pika.URLParameters) -> bool | None:
         """Ask the management API; None when it does not answer (the plugin may be off)."""
-        management_url = self.management_url or f"http://{params.host}:15672"
+        management_url = self.management_url or management_url_for(self.url)
         api = UrlBroker(self.url, management_url=management_url).management
         try:
             vhosts = api.get("vhosts") or []

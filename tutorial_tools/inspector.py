@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import urllib.parse
 from dataclasses import dataclass
 
-from tutorial_tools.broker import BrokerUnavailable, UrlBroker
+from tutorial_tools.addresses import DEFAULT_URL, vhost_of
 from tutorial_tools.management import ManagementApi, ManagementError
-
-DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+from tutorial_tools.sources import BrokerUnavailable
+from tutorial_tools.url_broker import UrlBroker
 
 
 @dataclass
@@ -49,11 +48,6 @@ class Table:
         if not self.rows:
             out.append("(none)")
         return "\n".join(line.rstrip() for line in out)
-
-
-def vhost_of(url: str) -> str:
-    path = urllib.parse.urlsplit(url).path
-    return urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def inspect(api: ManagementApi, vhost: str) -> list[Table]:

@@ -15,23 +15,28 @@ import shutil
 import subprocess
 import sys
 
-from tutorial_tools.broker import HOW_TO_GET_ONE, SOURCES, engine_answers, masked
+from tutorial_tools.addresses import masked
 from tutorial_tools.rabbitmq_server import find_server
+from tutorial_tools.sources import HOW_TO_GET_ONE, SOURCES, BrokerUnavailable, choose_source
 
 APT_STEPS = (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "rabbitmq-server"])
 
 
+def describe(source: str) -> str:
+    if source == "url":
+        return f"the broker at RABBITMQ_URL={masked(os.environ['RABBITMQ_URL'])}"
+    if source == "container":
+        return "containers, through the Docker-compatible engine that answers"
+    return f"the local rabbitmq-server at {find_server()}"
+
+
 def ensure_source(source: str | None = None) -> int:
     source = source or os.environ.get("TUTORIAL_BROKER_SOURCE") or None
-    if source in (None, "url") and os.environ.get("RABBITMQ_URL"):
-        print(f"Broker source: the broker at RABBITMQ_URL={masked(os.environ['RABBITMQ_URL'])}")
+    try:
+        print(f"Broker source: {describe(choose_source(source))}")
         return 0
-    if source in (None, "container") and engine_answers():
-        print("Broker source: containers, through the Docker-compatible engine that answers")
-        return 0
-    if source in (None, "local") and find_server():
-        print(f"Broker source: the local rabbitmq-server at {find_server()}")
-        return 0
+    except BrokerUnavailable:
+        pass
     if source not in (None, "local"):
         print(f"setup: the {source!r} broker source is not available here.", file=sys.stderr)
         print(HOW_TO_GET_ONE, file=sys.stderr)
@@ -48,7 +53,7 @@ def ensure_source(source: str | None = None) -> int:
                 print(f"setup: '{' '.join(step)}' failed", file=sys.stderr)
                 return 1
         if find_server():
-            print(f"Broker source: the local rabbitmq-server at {find_server()}")
+            print(f"Broker source: {describe('local')}")
             return 0
     print(HOW_TO_GET_ONE, file=sys.stderr)
     return 1

@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tutorial_tools.broker import SOURCES, Broker, run_with_broker
 from tutorial_tools.chapters import CHAPTERS, SENDER, Chapter, Step, Terminal, chapter
+from tutorial_tools.lifecycle import run_with_broker
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess
+from tutorial_tools.sources import SOURCES, Broker
 from tutorial_tools.waiting import TimedOut, wait_until
 
 ARRIVAL_TIMEOUT = 30.0
