@@ -58,6 +58,7 @@ from tutorial_tools.addresses import StreamAddress
 from tutorial_tools.chapters import AWAITING_RPC, CONFIRM_STRATEGIES, WAITING_MESSAGES
 from tutorial_tools.lifecycle import run_with_broker
 from tutorial_tools.management import ManagementError
+from tutorial_tools.probes import server_properties
 from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess, run_script
 from tutorial_tools.sources import SOURCES, Broker, BrokerError
 from tutorial_tools.waiting import wait_until
@@ -399,9 +400,7 @@ def rabbitmq_version(broker: Broker, url: str) -> str:
         return str(broker.management.get("overview")["rabbitmq_version"])
     except (BrokerError, ManagementError, KeyError, TypeError):
         with pika.BlockingConnection(pika.URLParameters(url)) as connection:
-            # pika keeps the broker's connection.start properties on the underlying connection.
-            version = connection._impl.server_properties.get("version", b"?")
-            return version.decode() if isinstance(version, bytes) else str(version)
+            return server_properties(connection).get("version", "?")
 
 
 def table(results: dict, runs: int, messages: int, about: str) -> str:

@@ -43,6 +43,7 @@ from tutorial_tools.addresses import (
 )
 from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.management import ManagementError
+from tutorial_tools.probes import server_properties
 from tutorial_tools.url_broker import UrlBroker
 from tutorial_tools.waiting import TimedOut, wait_until
 
@@ -227,11 +228,10 @@ class Doctor:
     # -- the broker itself --------------------------------------------------------------
 
     def check_versions(self, connection: pika.BlockingConnection) -> None:
-        properties = connection._impl.server_properties or {}  # connection.start's properties
+        properties = server_properties(connection)
 
         def text(key: str) -> str:
-            value = properties.get(key, b"?")
-            return value.decode() if isinstance(value, bytes) else str(value)
+            return properties.get(key, "?")
 
         version, platform = text("version"), text("platform").replace("Erlang/OTP ", "")
         major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
