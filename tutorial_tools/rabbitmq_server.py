@@ -115,6 +115,21 @@ class RabbitMqServer(TCPExecutor):
             raise ServerExited(f"rabbitmq-server exited ({self.node}):\n{tail}")
         return super().after_start_check()
 
+    def stop(self, *args, **kwargs) -> RabbitMqServer:
+        """Stop the node (SIGTERM to its process group), in about a second instead of six.
+
+        At shutdown the management agent's event handler resets a setting through the
+        application controller, which is busy stopping RabbitMQ: the call waits out its 5 s
+        timeout (rabbit_mgmt_db_handler:terminate/2). Removed while the node still runs, the
+        handler has nothing left to wait for at shutdown.
+        """
+        if self.running():
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self.rabbitmqctl(
+                    "eval", "gen_event:delete_handler(rabbit_event, rabbit_mgmt_db_handler, [])."
+                )
+        return super().stop(*args, **kwargs)
+
     def pids(self) -> set[int]:
         """Every process of this node: the wrapper, the Erlang VM and its helpers, its epmd."""
         return processes_with_env(ENV_UUID, self.envvars[ENV_UUID])
