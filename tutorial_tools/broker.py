@@ -10,10 +10,9 @@ reaches the broker. Where the broker comes from: sources.py.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from tutorial_tools.lifecycle import run_with_broker
+from tutorial_tools.lifecycle import run_with_broker, wait_for_stop
 from tutorial_tools.sources import SOURCES, Broker
 
 
@@ -28,8 +27,7 @@ def keep(broker: Broker) -> int:
         print(f"    alias rabbitmqctl='{broker.rabbitmqctl_command()}'")
     print()
     print("Press Ctrl+C to stop the broker and remove it.", flush=True)
-    while True:
-        signal.pause()
+    wait_for_stop()
 
 
 def main(argv: list[str] | None = None) -> int:

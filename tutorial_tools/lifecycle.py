@@ -11,6 +11,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from tutorial_tools.sources import Broker, BrokerError, BrokerUnavailable, make_broker
 
@@ -28,7 +29,20 @@ def interrupt(signum: int, frame: object) -> None:
     the child got already, and an impatient user presses Ctrl+C twice."""
     for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # ignored now: none may wait
     raise KeyboardInterrupt
+
+
+def wait_for_stop() -> NoReturn:
+    """Wait for Ctrl+C or SIGTERM, then stop as interrupt() does.
+
+    Not signal.pause(): a signal that lands after Python last looked for one and before the
+    pause begins is only handled once pause() returns, at the next signal, and the command
+    would sit there deaf to the first. Blocked, a stop signal waits for sigwait() instead,
+    however early it comes.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    interrupt(signal.sigwait(STOP_SIGNALS), None)
 
 
 @contextlib.contextmanager
