@@ -7,6 +7,7 @@ leftover messages, without paying for a broker start per test.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import socket
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
+from tutorial_tools import leftovers
 from tutorial_tools.addresses import StreamAddress, masked
 from tutorial_tools.chapters import SENDER, Chapter, Step
 from tutorial_tools.processes import ScriptProcess, run_script
@@ -98,6 +100,27 @@ class Sandbox:
     def close(self) -> None:
         for proc in self.processes:
             proc.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark the run: every process the tests start, and everything those start (brokers, their
+    epmd), carries the mark in its environment, and so do the containers they start."""
+    if not hasattr(config, "workerinput"):  # the first process, not an xdist worker
+        os.environ[leftovers.MARK] = secrets.token_hex(8)  # the workers inherit it
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Whatever the tests left running (a broker whose command a failed test killed, its
+    epmd, its data, its container) goes once the run is over, and the run says so."""
+    if hasattr(config, "workerinput"):
+        return
+    removed = leftovers.remove(os.environ[leftovers.MARK])
+    if removed:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line("Removed what the tests left running:", yellow=True)
+            for line in removed:
+                reporter.write_line(f"  {line}", yellow=True)
 
 
 @pytest.fixture(scope="session")

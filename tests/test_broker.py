@@ -6,10 +6,12 @@ import contextlib
 import ipaddress
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pika
@@ -17,9 +19,10 @@ import psutil
 import pytest
 from mirakuru.base_env import processes_with_env
 
+from tutorial_tools import leftovers
 from tutorial_tools.lifecycle import STOP_SIGNALS, running_broker
 from tutorial_tools.management import ManagementApi
-from tutorial_tools.processes import ScriptProcess, run_script
+from tutorial_tools.processes import ROOT, ScriptProcess, run_script
 from tutorial_tools.sources import Broker
 from tutorial_tools.url_broker import UrlBroker
 
@@ -57,6 +60,18 @@ def still_running(described: str) -> list[str]:
         return [c.name for c in client.containers.list(all=True, filters={"name": container[1]})]
     finally:
         client.close()
+
+
+def data_directories(described: str) -> set[str]:
+    """The data directory of a local broker described as `describe()` (none for a container)."""
+    node = re.search(r"\(node (\S+)\)", described)
+    if not node:
+        return set()
+    found = set()
+    for pid in processes_with_env("RABBITMQ_NODENAME", node[1]):
+        with contextlib.suppress(psutil.Error):
+            found.add(str(Path(psutil.Process(pid).environ()["RABBITMQ_MNESIA_BASE"]).parent))
+    return found
 
 
 def test_restart_keeps_a_durable_quorum_queue_and_its_persistent_message(restartable, sandbox):
@@ -132,6 +147,53 @@ def test_a_second_interrupt_while_the_broker_stops_does_not_cut_the_stop_short(b
         cli.wait_for(r"Stopping the broker \.\.\.$")
         cli.process.send_signal(signal.SIGINT)
         assert cli.wait(timeout=60) == 0
+
+
+def test_a_stop_signal_that_comes_before_the_command_waits_for_it_is_not_lost():
+    # The broker command waits for Ctrl+C. A signal that came in the gap just before a
+    # signal.pause() was lost until the next one: a test that sent SIGTERM as soon as the
+    # command said "Press Ctrl+C" waited in vain, now and then. Here the signal is held back
+    # (blocked) and so surely there before the wait begins.
+    code = (
+        "import os, signal\n"
+        "from tutorial_tools.lifecycle import STOP_SIGNALS, wait_for_stop\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "try:\n"
+        "    wait_for_stop()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "stopped"), done.stderr
+
+
+def test_what_a_killed_broker_command_left_running_goes_when_the_run_ends(broker: Broker):
+    # A test whose broker command hangs kills it in its teardown; the broker it started runs
+    # on in a session of its own, with its epmd and its data. The run's end removes them.
+    if broker.source == "url":
+        pytest.skip("the url source starts nothing of its own")
+    mark = f"test-{secrets.token_hex(4)}"  # a run of its own, so that nothing else is removed
+    cli = ScriptProcess(
+        "tutorial_tools/broker.py",
+        ["--source", broker.source],
+        env={"RABBITMQ_URL": "", leftovers.MARK: mark},
+    )
+    try:
+        cli.wait_for(r"^Press Ctrl\+C to stop the broker", timeout=120)
+    finally:
+        cli.kill()
+    described = cli.matching(r"^Using the ")[0]
+    data = [Path(p) for p in data_directories(described)]
+    try:
+        assert still_running(described), "the killed command should have left its broker"
+        assert leftovers.remove(mark)
+        assert still_running(described) == []
+        assert [d for d in data if d.exists()] == []
+    finally:
+        leftovers.remove(mark)  # whatever this test got wrong, it leaves nothing behind
 
 
 def test_after_the_first_interrupt_the_commands_ignore_any_further_one(broker, monkeypatch):

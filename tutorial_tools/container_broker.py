@@ -14,6 +14,7 @@ import secrets
 
 import psutil
 
+from tutorial_tools import leftovers
 from tutorial_tools.addresses import PASSWORD, USER, masked
 from tutorial_tools.rabbitmq_server import free_ports
 from tutorial_tools.sources import (
@@ -71,6 +72,8 @@ class ContainerBroker(Broker):
 
         container = RabbitMqContainer(self.image, username=USER, password=PASSWORD)
         container.with_name(self.name)
+        if os.environ.get(leftovers.MARK):  # so that a run can find it should we be killed
+            container.with_kwargs(labels={leftovers.LABEL: os.environ[leftovers.MARK]})
         # The stream port is advertised, so its host port is chosen here, not by the engine.
         host_ports = {"stream": free_ports(1)[0], **self.fixed}
         for name, (port, _) in LISTENERS.items():
