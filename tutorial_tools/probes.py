@@ -2,9 +2,14 @@
 
 ``server_properties()`` reads the properties RabbitMQ sends in AMQP's connection.start (its
 product, version, platform...), which pika keeps on the underlying connection only.
+``greeting()`` sends a protocol's first bytes to a port and reads the first bytes of the answer,
+which tell RabbitMQ's AMQP and stream ports from an HTTP server or silence. ``probe_blocked()``
+says whether the broker blocks publishers, without the management API.
 """
 
 from __future__ import annotations
+
+import socket
 
 import pika
 
@@ -16,3 +21,33 @@ def server_properties(connection: pika.BlockingConnection) -> dict[str, str]:
         key: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
         for key, value in raw.items()
     }
+
+
+def greeting(host: str, port: int, hello: bytes, timeout: float) -> bytes:
+    """Send ``hello``, a protocol's first bytes, to host:port: the first 8 bytes of the answer
+    (b"" if it hangs up). With no hello it only connects: a TLS port wants a handshake first."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if not hello:
+            return b""
+        sock.sendall(hello)
+        return sock.recv(8)
+
+
+def probe_blocked(url: str, timeout: float) -> list[str]:
+    """Without the management API: publish one message that no queue takes, and see whether the
+    broker answers with connection.blocked. The reasons it gives ('low on memory', ...)."""
+    params = pika.URLParameters(url)
+    params.socket_timeout = params.stack_timeout = timeout
+    params.blocked_connection_timeout = 1.0
+    reasons: list[str] = []
+    connection = pika.BlockingConnection(params)
+    connection.add_on_connection_blocked_callback(
+        lambda _connection, frame: reasons.append(frame.method.reason)
+    )
+    try:
+        connection.channel().basic_publish("", "tutorial-doctor-probe-routes-nowhere", b"")
+        connection.process_data_events(time_limit=1.0)
+        connection.close()
+    except pika.exceptions.AMQPError:
+        pass  # a blocked connection cannot close cleanly; the reasons are what matters
+    return reasons
