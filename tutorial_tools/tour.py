@@ -15,75 +15,21 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tutorial_tools.chapters import CHAPTERS, SENDER, Chapter, Step, Terminal, chapter
 from tutorial_tools.lifecycle import run_with_broker
-from tutorial_tools.processes import ROOT, ScriptError, ScriptProcess
+from tutorial_tools.processes import ScriptError, ScriptProcess
 from tutorial_tools.sources import SOURCES, Broker
+from tutorial_tools.tour_display import Display
+from tutorial_tools.tour_tmux import open_in_tmux
 from tutorial_tools.waiting import TimedOut, wait_until
 
 ARRIVAL_TIMEOUT = 30.0
-
-
-# -- showing what each terminal prints ---------------------------------------------------
-
-
-class Display:
-    """Prints each process's lines as it prints them: in columns on a terminal, else prefixed."""
-
-    def __init__(self, stream=None, columns: bool | None = None, color: bool | None = None) -> None:
-        self.stream = stream or sys.stdout
-        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.columns = is_tty if columns is None else columns
-        no_color = "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
-        self.color = (is_tty and not no_color) if color is None else color
-        self.names: list[str] = []
-        self.width = 40
-        self._lock = threading.Lock()
-
-    def _style(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.color else text
-
-    def say(self, text: str = "", style: str = "") -> None:
-        with self._lock:
-            print(self._style(text, style) if style else text, file=self.stream, flush=True)
-
-    def open_terminals(self, names: list[str]) -> None:
-        """Lay out one column per terminal, the sending terminal first."""
-        self.names = names
-        if not self.columns:
-            return
-        total = shutil.get_terminal_size((120, 24)).columns
-        self.width = max(24, total // len(names))
-        header = "".join(_fit(f"[{name}]", self.width) for name in names)
-        self.say(header, "1;36")
-
-    def line(self, name: str, text: str) -> None:
-        if self.columns and name in self.names:
-            column = self.names.index(name)
-            # A long line wraps inside its own column.
-            pieces = [
-                text[i : i + self.width - 1] for i in range(0, len(text), self.width - 1)
-            ] or [""]
-            with self._lock:
-                for piece in pieces:
-                    print(" " * (self.width * column) + piece, file=self.stream, flush=True)
-        else:
-            self.say(f"[{name}] {text}")
-
-
-def _fit(text: str, width: int) -> str:
-    return text[: width - 1].ljust(width)
 
 
 # -- running one chapter -----------------------------------------------------------------
@@ -294,91 +240,6 @@ def tour(
         "1;32" if all_ok else "1;31",
     )
     return all_ok
-
-
-# -- tmux: the chapter as real terminals --------------------------------------------------
-
-
-def open_in_tmux(
-    chap: Chapter, url: str, session: str, attach: bool, stream_url: str | None = None
-) -> int:
-    """One tmux pane per terminal, receivers running, the first step typed in the sender pane."""
-    if not shutil.which("tmux"):
-        print(
-            "tour: --tmux needs tmux, which is not installed (Debian/Ubuntu: apt-get install tmux; "
-            "macOS: brew install tmux). Without it, open the terminals yourself: see "
-            f"{chap.slug}/README.md",
-            file=sys.stderr,
-        )
-        return 1
-
-    # TUTORIAL_TMUX_SOCKET puts the session on a tmux server of its own (the tests use it).
-    socket_name = os.environ.get("TUTORIAL_TMUX_SOCKET")
-    base = ["tmux", "-L", socket_name] if socket_name else ["tmux"]
-
-    def tmux(*args: str) -> str:
-        return subprocess.run(
-            [*base, *args], check=True, capture_output=True, text=True
-        ).stdout.strip()
-
-    # `python` in every pane is this environment's, with pika, as in the notes' commands.
-    bin_dir = shlex.quote(os.path.dirname(sys.executable))
-    env = f'export RABBITMQ_URL={shlex.quote(url)} PATH={bin_dir}:"$PATH"; '
-    if stream_url:
-        env += f"export RABBITMQ_STREAM_URL={shlex.quote(stream_url)}; "
-    env += f"cd {shlex.quote(str(ROOT))}; "
-
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        session,
-        "-x",
-        "200",
-        "-y",
-        "50",
-        "-n",
-        chap.slug,
-        "bash",
-        "--norc",
-    )
-    try:
-        tmux("set-option", "-t", session, "remain-on-exit", "on")
-        tmux("set-option", "-t", session, "pane-border-status", "top")
-        first = f"{session}:{chap.slug}.0"
-        tmux("select-pane", "-t", first, "-T", SENDER)
-        tmux("send-keys", "-t", first, env.rstrip("; "), "Enter")
-        for term in chap.terminals:
-            pane = tmux("split-window", "-t", session, "-P", "-F", "#{pane_id}", "bash", "--norc")
-            tmux("select-pane", "-t", pane, "-T", term.name)
-            tmux("send-keys", "-t", pane, env + term.command, "Enter")
-            tmux("select-layout", "-t", session, "tiled")
-        if chap.steps:
-            step = chap.steps[0]
-            tmux(
-                "send-keys", "-t", first, step.command
-            )  # typed, not run: the learner presses Enter
-        tmux("select-pane", "-t", first)
-    except subprocess.CalledProcessError as exc:
-        subprocess.run([*base, "kill-session", "-t", session], capture_output=True)
-        print(f"tour: tmux failed: {exc.stderr.strip()}", file=sys.stderr)
-        return 1
-    print(f"tmux session {session!r} is ready: one pane per terminal of {chap.slug}.", flush=True)
-    if attach and sys.stdin.isatty():
-        subprocess.run([*base, "attach-session", "-t", session])
-    else:
-        print(f"Attach with: {shlex.join([*base, 'attach', '-t', session])}", flush=True)
-        print("The broker stays up until the session ends.", flush=True)
-    # The broker lives as long as the session does.
-    wait_until(
-        lambda: (
-            subprocess.run([*base, "has-session", "-t", session], capture_output=True).returncode
-        ),
-        None,
-        f"the end of tmux session {session!r}",
-        interval=1,
-    )
-    return 0
 
 
 # -- command line ------------------------------------------------------------------------
