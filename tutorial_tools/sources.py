@@ -87,6 +87,7 @@ class Broker:
         self.host = "127.0.0.1"
         self.user, self.password = USER, PASSWORD
         self.ports: dict[str, int] = {}  # by the names of LISTENERS
+        self._management: ManagementApi | None = None
 
     @property
     def amqp_port(self) -> int:
@@ -118,7 +119,11 @@ class Broker:
     def management(self) -> ManagementApi:
         if not self.management_url:
             raise BrokerError(f"the {self.source!r} broker has no management API")
-        return ManagementApi(self.management_url, self.user, self.password)
+        # One client, and so one pool of kept-alive connections, until the port changes (a
+        # container may come back on another after a restart).
+        if self._management is None or self._management.base_url != self.management_url:
+            self._management = ManagementApi(self.management_url, self.user, self.password)
+        return self._management
 
     def start(self) -> Broker:
         raise NotImplementedError
