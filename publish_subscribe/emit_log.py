@@ -22,17 +22,17 @@ def main(params: pika.URLParameters) -> None:
     print(f" [x] Sent {message}")
 
 
-# --- The same in every chapter script: where RabbitMQ is, Ctrl+C, one line for any error ---
-if __name__ == "__main__":
+if __name__ == "__main__":  # the same in every chapter script: where, Ctrl+C, errors in one line
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
+    url = os.getenv("RABBITMQ_URL", "amqp://guest:guest@localhost:5672/%2F")
     try:
-        params = pika.URLParameters(os.environ.get("RABBITMQ_URL", "amqp://localhost"))
-        params.stack_timeout = 5  # give up on a broker that does not answer within 5 s,
-        params.blocked_connection_timeout = 30  # or that blocks our messages for 30 s
+        params = pika.URLParameters(url)
+        params.stack_timeout = 5  # give up on a broker that does not answer in 5 s, or blocks us
+        params.blocked_connection_timeout = params.blocked_connection_timeout or 30  # for 30 s
         main(params)
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-    except Exception as error:  # one line on stderr, never a traceback
+    except Exception as error:  # one line on stderr, saying where (never the password)
         alarm = isinstance(error, pika.exceptions.ConnectionBlockedTimeout)
         why = "RabbitMQ is blocking publishers: a resource alarm" if alarm else repr(error)
-        sys.exit(f" [!] {why} (run 'make doctor' to diagnose)")
+        sys.exit(f" [!] {why} at {url.rpartition('@')[2]} (run 'make doctor' to diagnose)")

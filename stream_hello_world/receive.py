@@ -10,6 +10,7 @@ import sys
 from urllib.parse import unquote, urlsplit
 
 from rstream import Consumer, ConsumerOffsetSpecification, MessageContext, OffsetType
+from rstream.exceptions import LeaderNotAvailable, StreamNotAvailable
 
 STREAM_NAME = "hello-python-stream"
 # Retention: RabbitMQ keeps about the newest 5 GB of the stream and deletes older messages.
@@ -38,14 +39,17 @@ async def main(broker: dict) -> None:
         # Ctrl+C (and SIGTERM, which the tail turns into one) stops consuming: run() returns.
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop, "Ctrl+C")
         print("Press control + C to close")
-        # Where to start reading: FIRST is the oldest message the stream still holds. Reading
-        # removes nothing, so every consumer that starts at FIRST gets every message, and
-        # messages sent before it started too. (NEXT would give only messages sent from now on.)
-        await consumer.subscribe(
-            STREAM_NAME,
-            on_message,
-            offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST),
-        )
+        # Start at FIRST, the oldest message the stream holds: reading removes nothing, so each
+        # consumer gets every message, those sent before it started too (NEXT: only new ones).
+        first = ConsumerOffsetSpecification(OffsetType.FIRST)
+        for attempt in range(10):  # a stream created a moment ago may have no leader yet
+            try:
+                await consumer.subscribe(STREAM_NAME, on_message, offset_specification=first)
+                break
+            except (LeaderNotAvailable, StreamNotAvailable):
+                if attempt == 9:  # after 5 s, this is the script's one line
+                    raise
+                await asyncio.sleep(0.5)
         await consumer.run()  # until stop()
     finally:
         if stopped_by and stopped_by[0] != "Ctrl+C":  # RabbitMQ ended it: nothing left to close
@@ -54,12 +58,12 @@ async def main(broker: dict) -> None:
     raise KeyboardInterrupt  # stopped by Ctrl+C: the tail says so
 
 
-# --- The same in every stream script: where RabbitMQ is, Ctrl+C, one line for any error ---
-if __name__ == "__main__":
+if __name__ == "__main__":  # the same in every stream script: where, Ctrl+C, errors in one line
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C, also in a background job
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # as Ctrl+C
+    given = os.getenv("RABBITMQ_STREAM_URL", "rabbitmq-stream://guest:guest@localhost:5552/%2F")
     try:
-        url = urlsplit(os.environ.get("RABBITMQ_STREAM_URL", "rabbitmq-stream://localhost:5552/"))
+        url = urlsplit(given)
         if url.scheme != "rabbitmq-stream":
             raise ValueError("RABBITMQ_STREAM_URL must start with rabbitmq-stream://")
         broker = dict(host=url.hostname, port=url.port or 5552, vhost=unquote(url.path[1:]) or "/")
@@ -67,5 +71,5 @@ if __name__ == "__main__":
         asyncio.run(main(dict(broker, username=user, password=password)))
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-    except Exception as error:  # one line on stderr, never a traceback
-        sys.exit(f" [!] {error!r} (run 'make doctor' to diagnose)")
+    except Exception as error:  # one line on stderr, saying where (never the password)
+        sys.exit(f" [!] {error!r} at {given.rpartition('@')[2]} (run 'make doctor' to diagnose)")

@@ -10,6 +10,7 @@ import sys
 from urllib.parse import unquote, urlsplit
 
 from rstream import Producer
+from rstream.exceptions import LeaderNotAvailable, StreamNotAvailable
 
 STREAM_NAME = "hello-python-stream"
 # Retention: RabbitMQ keeps about the newest 5 GB of the stream and deletes older messages.
@@ -26,16 +27,23 @@ async def main(broker: dict) -> None:
         )
         # A stream is an append-only log: the message goes at its end, and stays there however
         # often it is read. send_wait returns once RabbitMQ confirms that it has stored it.
-        await producer.send_wait(STREAM_NAME, b"Hello, World!")
+        for attempt in range(10):  # a stream created a moment ago may have no leader yet
+            try:
+                await producer.send_wait(STREAM_NAME, b"Hello, World!")
+                break
+            except (LeaderNotAvailable, StreamNotAvailable):
+                if attempt == 9:  # after 5 s, this is the script's one line
+                    raise
+                await asyncio.sleep(0.5)
         print(" [x] Hello, World! message sent")
 
 
-# --- The same in every stream script: where RabbitMQ is, Ctrl+C, one line for any error ---
-if __name__ == "__main__":
+if __name__ == "__main__":  # the same in every stream script: where, Ctrl+C, errors in one line
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C, also in a background job
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # as Ctrl+C
+    given = os.getenv("RABBITMQ_STREAM_URL", "rabbitmq-stream://guest:guest@localhost:5552/%2F")
     try:
-        url = urlsplit(os.environ.get("RABBITMQ_STREAM_URL", "rabbitmq-stream://localhost:5552/"))
+        url = urlsplit(given)
         if url.scheme != "rabbitmq-stream":
             raise ValueError("RABBITMQ_STREAM_URL must start with rabbitmq-stream://")
         broker = dict(host=url.hostname, port=url.port or 5552, vhost=unquote(url.path[1:]) or "/")
@@ -43,5 +51,5 @@ if __name__ == "__main__":
         asyncio.run(main(dict(broker, username=user, password=password)))
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-    except Exception as error:  # one line on stderr, never a traceback
-        sys.exit(f" [!] {error!r} (run 'make doctor' to diagnose)")
+    except Exception as error:  # one line on stderr, saying where (never the password)
+        sys.exit(f" [!] {error!r} at {given.rpartition('@')[2]} (run 'make doctor' to diagnose)")

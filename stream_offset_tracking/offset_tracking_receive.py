@@ -73,12 +73,12 @@ async def main(broker: dict) -> None:
         raise KeyboardInterrupt  # stopped by Ctrl+C: the tail says so
 
 
-# --- The same in every stream script: where RabbitMQ is, Ctrl+C, one line for any error ---
-if __name__ == "__main__":
+if __name__ == "__main__":  # the same in every stream script: where, Ctrl+C, errors in one line
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C, also in a background job
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # as Ctrl+C
+    given = os.getenv("RABBITMQ_STREAM_URL", "rabbitmq-stream://guest:guest@localhost:5552/%2F")
     try:
-        url = urlsplit(os.environ.get("RABBITMQ_STREAM_URL", "rabbitmq-stream://localhost:5552/"))
+        url = urlsplit(given)
         if url.scheme != "rabbitmq-stream":
             raise ValueError("RABBITMQ_STREAM_URL must start with rabbitmq-stream://")
         broker = dict(host=url.hostname, port=url.port or 5552, vhost=unquote(url.path[1:]) or "/")
@@ -86,5 +86,5 @@ if __name__ == "__main__":
         asyncio.run(main(dict(broker, username=user, password=password)))
     except KeyboardInterrupt:
         print(" [*] Interrupted")
-    except Exception as error:  # one line on stderr, never a traceback
-        sys.exit(f" [!] {error!r} (run 'make doctor' to diagnose)")
+    except Exception as error:  # one line on stderr, saying where (never the password)
+        sys.exit(f" [!] {error!r} at {given.rpartition('@')[2]} (run 'make doctor' to diagnose)")

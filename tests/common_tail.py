@@ -19,7 +19,8 @@ def tails(imports: str, marker: str) -> dict[str, str]:
         if imports in text:
             name = path.relative_to(ROOT).as_posix()
             assert text.count(marker) == 1, f"{name} has no common tail, or two"
-            found[name] = text[text.index(marker) :]
+            # From the start of the marker's line (the `if __name__ == "__main__":` it explains).
+            found[name] = text[text.rfind("\n", 0, text.index(marker)) + 1 :]
     return found
 
 

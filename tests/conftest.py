@@ -19,6 +19,7 @@ import pytest
 from tutorial_tools import leftovers
 from tutorial_tools.addresses import StreamAddress, masked
 from tutorial_tools.chapters import SENDER, Chapter, Step
+from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ScriptProcess, run_script
 from tutorial_tools.sources import Broker, BrokerError, BrokerUnavailable, make_broker
 
@@ -171,3 +172,28 @@ def restartable(broker: Broker) -> Broker:
     if broker.source == "url":
         pytest.skip("the broker named by RABBITMQ_URL is not ours to restart")
     return broker
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_version(broker: Broker) -> tuple[int, int]:
+    """The broker's RabbitMQ version as (major, minor), from its management API."""
+    try:
+        overview = broker.management.get("overview")
+    except (BrokerError, ManagementError) as exc:
+        pytest.skip(f"the broker does not say its version (no management API): {exc}")
+    major, minor = overview["rabbitmq_version"].split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.fixture(autouse=True)
+def only_on_its_versions(request: pytest.FixtureRequest) -> None:
+    """Skip a test marked ``rabbitmq(since=..., before=..., otherwise=...)`` on other versions.
+
+    Before any other fixture of the test runs, so that none changes a broker it will not use.
+    """
+    marker = request.node.get_closest_marker("rabbitmq")
+    if marker is None:
+        return
+    version = request.getfixturevalue("rabbitmq_version")
+    if not marker.kwargs.get("since", (0, 0)) <= version < marker.kwargs.get("before", (99, 0)):
+        pytest.skip(f"on RabbitMQ {version[0]}.{version[1]}, {marker.kwargs['otherwise']}")

@@ -33,13 +33,17 @@ import stream_broker
 from dead_ends import dead_ends
 
 from tutorial_tools import chapters
-from tutorial_tools.addresses import amqp_url, stream_url
+from tutorial_tools.addresses import DEFAULT_STREAM_URL, DEFAULT_URL, amqp_url, stream_url
 from tutorial_tools.chapters import AWAITING_RPC, WAITING_LOGS, WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
 from tutorial_tools.processes import ROOT, ScriptProcess, run_script
 from tutorial_tools.waiting import wait_until
 
 Line = str | re.Pattern  # a line as printed, or a pattern for one with a part that varies
+HINT = "(run 'make doctor' to diagnose)"
+# Where a script's error line says it looked, with the URLs the notes assume (none set).
+WHERE = DEFAULT_URL.rpartition("@")[2]
+STREAM_WHERE = DEFAULT_STREAM_URL.rpartition("@")[2]
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,11 @@ def script_and_args(command: str) -> tuple[str, list[str]]:
     return script, args
 
 
-def start(sandbox, command: str, ready: str | None = None) -> ScriptProcess:
-    """Start a command the notes run in a terminal of its own, as a learner would."""
+def start(sandbox, command: str, ready: str | None = None, query: str = "") -> ScriptProcess:
+    """Start a command the notes run in a terminal of its own, as a learner would (``query``:
+    settings to add to its RABBITMQ_URL)."""
     script, args = script_and_args(command)
-    return sandbox.start(script, *args, ready=ready)
+    return sandbox.start(script, *args, ready=ready, env={"RABBITMQ_URL": sandbox.url + query})
 
 
 def run(sandbox, command: str, timeout: float = 30) -> ScriptProcess:
@@ -140,7 +145,7 @@ def send_before_anyone_listens(sandbox, row, tmp_path):
         re.compile(
             r" \[!\] AMQPConnectionError: \(AMQPConnectorSocketConnectError: "
             r"ConnectionRefusedError\((111|61), 'Connection refused'\),\) "
-            r"\(run 'make doctor' to diagnose\)"
+            r"at \S+ \(run 'make doctor' to diagnose\)"
         )
     ],
 )
@@ -165,7 +170,7 @@ def quorum_refused_by_classic(queue: str) -> re.Pattern:
         )
         + "('quorum' but current is 'classic'"
         + "|the value 'quorum' of type 'longstr' but current is none)"
-        + re.escape("\" (run 'make doctor' to diagnose)")
+        + re.escape(f"\" at {WHERE} (run 'make doctor' to diagnose)")
     )
 
 
@@ -190,16 +195,17 @@ def a_hello_queue_declared_differently(sandbox, row, tmp_path):
 @shown(
     "hello_world",
     ["python hello_world/send.py", "make doctor"],
-    [" [!] RabbitMQ is blocking publishers: a resource alarm (run 'make doctor' to diagnose)"],
+    [f" [!] RabbitMQ is blocking publishers: a resource alarm at {WHERE} {HINT}"],
 )
 def sending_does_not_work(sandbox, row, tmp_path):
     """The official page's "Sending doesn't work!": too little free disk for the broker."""
     skip_unless_rabbitmqctl(sandbox)
     sandbox.rabbitmqctl("set_disk_free_limit", "100000GB")  # more than any disk has free
     try:
-        sender = start(sandbox, row.commands[0])
+        # It gives up after 30 s, or after as many as the URL says: 3 here.
+        sender = start(sandbox, row.commands[0], query="?blocked_connection_timeout=3")
         doctor = run_script("tutorial_tools/doctor.py", url=sandbox.url, timeout=60)
-        assert sender.wait(timeout=60) == 1  # it gives up after its 30 s
+        assert sender.wait(timeout=60) == 1
     finally:
         sandbox.rabbitmqctl("set_disk_free_limit", "50MB")  # RabbitMQ's default
     assert SENT not in sender.lines
@@ -293,8 +299,8 @@ def send_first_listen_later(sandbox, row, tmp_path):
     ["python publish_subscribe/emit_log.py 'info: Hello World!'"],
     [
         " [!] ChannelClosedByBroker: (406) \"PRECONDITION_FAILED - inequivalent arg 'type' for "
-        "exchange 'logs' in vhost '/': received 'fanout' but current is 'direct'\" (run 'make "
-        "doctor' to diagnose)"
+        "exchange 'logs' in vhost '/': received 'fanout' but current is 'direct'\" at "
+        f"{WHERE} {HINT}"
     ],
 )
 def an_exchange_declared_differently(sandbox, row, tmp_path):
@@ -559,7 +565,9 @@ def send_first_read_later(sandbox, row, tmp_path):
             + r"(111|61)"
             + re.escape(", \"Connect call failed ('127.0.0.1', ")
             + r"\d+"
-            + re.escape(")\") (run 'make doctor' to diagnose)")
+            + re.escape(')") at ')
+            + r"\S+"
+            + re.escape(f" {HINT}")
         )
     ],
 )
@@ -576,7 +584,7 @@ def no_stream_broker(sandbox, row, tmp_path):
 @shown(
     "stream_hello_world",
     ["python stream_hello_world/send.py"],
-    [" [!] PreconditionFailed() (run 'make doctor' to diagnose)"],
+    [f" [!] PreconditionFailed() at {STREAM_WHERE} {HINT}"],
 )
 def a_stream_declared_differently(sandbox, row, tmp_path):
     stream_broker.create(sandbox.stream_url, "hello-python-stream", {"max-length-bytes": 10**6})
@@ -733,11 +741,16 @@ def watch_retention_at_work(sandbox, row, tmp_path):
     "row",
     [pytest.param(row, marks=row.marks, id=f"{row.chapter}: {row.name}") for row in SHOWN],
 )
+def as_the_notes_show(sandbox, line: str) -> str:
+    """A line printed against the test's virtual host, as against the broker the scripts reach
+    with no RABBITMQ_URL set (the notes show that)."""
+    for url, where in ((sandbox.url, WHERE), (sandbox.stream_url or "", STREAM_WHERE)):
+        line = re.sub(rf" at {re.escape(url.rpartition('@')[2])}(\?\S*)? ", f" at {where} ", line)
+    return line.replace(f"vhost '{sandbox.vhost}'", "vhost '/'")
+
+
 def test_what_the_notes_show_is_what_the_scripts_print(sandbox, tmp_path, row: Shown):
-    output = [
-        line.replace(f"vhost '{sandbox.vhost}'", "vhost '/'")
-        for line in row.run(sandbox, row, tmp_path)
-    ]
+    output = [as_the_notes_show(sandbox, line) for line in row.run(sandbox, row, tmp_path)]
     wanted = collections.Counter(row.lines)
     short = {line: n for line, n in wanted.items() if count(line, output) < n}
     assert short == {}, "printed:\n" + "\n".join(output)

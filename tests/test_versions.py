@@ -13,37 +13,11 @@ import pika
 import pytest
 
 from tutorial_tools.chapters import WAITING_MESSAGES
-from tutorial_tools.management import ManagementError
-from tutorial_tools.sources import Broker, BrokerError
+from tutorial_tools.sources import Broker
 from tutorial_tools.waiting import wait_until
 
 RECEIVED = r"^ \[x\] Received "
 TIMEOUT = 20.0
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_version(broker: Broker) -> tuple[int, int]:
-    """The broker's RabbitMQ version as (major, minor), from its management API."""
-    try:
-        overview = broker.management.get("overview")
-    except (BrokerError, ManagementError) as exc:
-        pytest.skip(f"the broker does not say its version (no management API): {exc}")
-    major, minor = overview["rabbitmq_version"].split(".")[:2]
-    return int(major), int(minor)
-
-
-@pytest.fixture(autouse=True)
-def only_on_its_versions(request: pytest.FixtureRequest) -> None:
-    """Skip a test marked ``rabbitmq(since=..., before=..., otherwise=...)`` on other versions.
-
-    Before any other fixture of the test runs, so that none changes a broker it will not use.
-    """
-    marker = request.node.get_closest_marker("rabbitmq")
-    if marker is None:
-        return
-    version = request.getfixturevalue("rabbitmq_version")
-    if not marker.kwargs.get("since", (0, 0)) <= version < marker.kwargs.get("before", (99, 0)):
-        pytest.skip(f"on RabbitMQ {version[0]}.{version[1]}, {marker.kwargs['otherwise']}")
 
 
 def permits_transient_queues(broker: Broker) -> bool:
@@ -152,7 +126,7 @@ def test_a_quorum_declaration_meeting_an_older_classic_hello_is_refused_in_the_v
     assert sender.stderr == [
         ' [!] ChannelClosedByBroker: (406) "PRECONDITION_FAILED - inequivalent arg '
         f"'x-queue-type' for queue 'hello' in vhost '{sandbox.vhost}': {ending}\" "
-        "(run 'make doctor' to diagnose)"
+        f"at {sandbox.url.rpartition('@')[2]} (run 'make doctor' to diagnose)"
     ]
 
 
