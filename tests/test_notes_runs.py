@@ -737,10 +737,6 @@ def watch_retention_at_work(sandbox, row, tmp_path):
 # -- Every row, run --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "row",
-    [pytest.param(row, marks=row.marks, id=f"{row.chapter}: {row.name}") for row in SHOWN],
-)
 def as_the_notes_show(sandbox, line: str) -> str:
     """A line printed against the test's virtual host, as against the broker the scripts reach
     with no RABBITMQ_URL set (the notes show that)."""
@@ -749,6 +745,10 @@ def as_the_notes_show(sandbox, line: str) -> str:
     return line.replace(f"vhost '{sandbox.vhost}'", "vhost '/'")
 
 
+@pytest.mark.parametrize(
+    "row",
+    [pytest.param(row, marks=row.marks, id=f"{row.chapter}: {row.name}") for row in SHOWN],
+)
 def test_what_the_notes_show_is_what_the_scripts_print(sandbox, tmp_path, row: Shown):
     output = [as_the_notes_show(sandbox, line) for line in row.run(sandbox, row, tmp_path)]
     wanted = collections.Counter(row.lines)
