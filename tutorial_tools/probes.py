@@ -41,12 +41,18 @@ def probe_blocked(url: str, timeout: float) -> list[str]:
     params.blocked_connection_timeout = 1.0
     reasons: list[str] = []
     connection = pika.BlockingConnection(params)
-    connection.add_on_connection_blocked_callback(
+    # On the underlying connection, so that the reason is taken as the frame arrives: the
+    # BlockingConnection would hand it over only while it waits for events.
+    connection._impl.add_on_connection_blocked_callback(
         lambda _connection, frame: reasons.append(frame.method.reason)
     )
     try:
-        connection.channel().basic_publish("", "tutorial-doctor-probe-routes-nowhere", b"")
-        connection.process_data_events(time_limit=1.0)
+        channel = connection.channel()
+        channel.basic_publish("", "tutorial-doctor-probe-routes-nowhere", b"")
+        # Under an alarm the broker blocks the connection as it takes the message, and reads
+        # nothing more: this round trip then waits for blocked_connection_timeout. Without an
+        # alarm the answer comes at once.
+        channel.basic_qos(prefetch_count=1)
         connection.close()
     except pika.exceptions.AMQPError:
         pass  # a blocked connection cannot close cleanly; the reasons are what matters
