@@ -100,9 +100,10 @@ class LocalBroker(Broker):
             raise BrokerError(str(exc)) from exc
 
     def stop(self) -> None:
+        """Kill the node and delete its data: nothing of it is kept, so nothing need be saved."""
         try:
             if self.process is not None:
-                self.process.stop()
+                self.process.kill()
         finally:
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
