@@ -74,23 +74,6 @@ def data_directories(described: str) -> set[str]:
     return found
 
 
-def test_restart_keeps_a_durable_quorum_queue_and_its_persistent_message(restartable, sandbox):
-    publish_kept_message(sandbox.url)
-    restartable.restart()
-    assert take_message(sandbox.url) == b"still here"
-    assert "kept" in restartable.rabbitmqctl("list_queues", "-p", sandbox.vhost, "name")
-
-
-def test_restart_after_start_app_returns_once_the_broker_is_back(restartable, sandbox):
-    # 'rabbitmqctl start_app' (the notes' way to start over) prints the line a container's
-    # start prints; a restart must still wait for the start of its own.
-    restartable.rabbitmqctl("stop_app")
-    restartable.rabbitmqctl("start_app")
-    restartable.restart()
-    assert restartable.management.get("overview")["rabbitmq_version"]
-    publish_kept_message(sandbox.url)
-
-
 def test_url_source_uses_the_broker_it_is_given_and_never_stops_it(broker: Broker, sandbox):
     given = UrlBroker(sandbox.url, management_url=broker.management_url).start()
     publish_kept_message(given.url)

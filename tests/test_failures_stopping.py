@@ -133,22 +133,6 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
 HINT = "(run 'make doctor' to diagnose)"
 
 
-@pytest.mark.restart
-def test_a_receiver_whose_broker_goes_away_says_so_in_one_line(restartable, sandbox):
-    receivers = {
-        script: sandbox.start(script, *term.args, ready=term.ready)
-        for script, term in RECEIVERS.items()
-    }
-    sandbox.restart_broker()
-    for script, proc in receivers.items():
-        assert proc.wait(timeout=10) == 1, script
-        [line] = proc.stderr
-        # CONNECTION_FORCED when the broker says goodbye first, else the lost socket.
-        assert re.fullmatch(
-            rf" \[!\] .*(CONNECTION_FORCED|StreamLostError).* {re.escape(HINT)}", line
-        )
-
-
 def consumed_queue(sandbox, script: str) -> str:
     """The queue a running receiver consumes: its named queue, or its server-named one."""
     named = {"hello_world/receive.py": "hello", "work_queues/worker.py": "task_queue"}

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from tutorial_tools.chapters import CONFIRM_STRATEGIES
-from tutorial_tools.waiting import wait_until
 
 N = 1000
 
@@ -141,13 +140,3 @@ def test_async_publisher_ends_like_every_script(sandbox, end: str, code: int, li
         assert proc.wait() == code
     assert proc.matching(line), proc.output
     assert "Traceback" not in proc.output
-
-
-@pytest.mark.restart
-def test_confirmed_persistent_messages_survive_a_broker_restart(restartable, sandbox) -> None:
-    proc = sandbox.run("publisher_confirms/publish_async.py", "500")
-    assert " [x] 500 of 500 messages confirmed" in proc.stdout, proc.output
-    sandbox.restart_broker()
-    # The queue is back once the broker has recovered it from disk.
-    wait_until(lambda: sandbox.message_count("confirms_async") == 500, 30, "the 500 messages")
-    assert sorted(take_all(sandbox, "confirms_async")) == sorted(f"async-{i}" for i in range(500))

@@ -183,15 +183,6 @@ def test_a_receiver_whose_stream_is_deleted_says_so_in_one_line(sandbox, script)
     assert proc.stderr == [f" [!] Subscription ended: Metadata Update{HINT}"]
 
 
-@pytest.mark.restart
-def test_a_receiver_whose_broker_goes_away_says_so_in_one_line(restartable, sandbox):
-    receivers = [start_consuming(sandbox, script) for script in RECEIVERS]
-    sandbox.restart_broker()
-    for proc in receivers:
-        assert proc.wait(timeout=15) == 1
-        assert proc.stderr == [f" [!] Subscription ended: Connection Closed{HINT}"]
-
-
 def test_every_stream_script_ends_with_the_same_tail_of_at_most_15_lines():
     tails = common_tail.tails("from rstream import", "# the same in every stream script: ")
     assert sorted(tails) == sorted(SCRIPTS)

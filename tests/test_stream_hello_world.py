@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import stream_broker
 
 from tutorial_tools.chapters import WAITING_STREAM
 from tutorial_tools.waiting import wait_until
@@ -53,21 +52,6 @@ def test_two_consumers_each_read_everything_reading_removes_nothing(sandbox):
         receiver.wait_for(GOT, count=3)
         assert receiver.interrupt() == 0
         assert messages(receiver) == [GOT] * 3
-
-
-@pytest.mark.restart
-def test_the_stream_and_its_message_survive_a_broker_restart(sandbox, restartable):
-    send(sandbox)
-
-    sandbox.restart_broker()
-    # Right after a restart a stream answers InternalError until its log is recovered.
-    wait_until(lambda: stream_broker.answers(sandbox.stream_url, STREAM), 30, "the stream")
-
-    receiver = sandbox.start(RECEIVE, ready=WAITING_STREAM)
-    send(sandbox)
-    receiver.wait_for(GOT, count=2)
-    assert receiver.interrupt() == 0
-    assert messages(receiver) == [GOT] * 2
 
 
 def test_the_stream_keeps_5_gb_as_both_scripts_declare(sandbox):

@@ -99,24 +99,6 @@ def test_stopped_in_the_middle_it_stores_its_offset_and_the_next_run_repeats_not
     assert again_first == min(offset for offset in in_stream if offset > last)
 
 
-@pytest.mark.restart
-def test_the_stream_and_the_stored_offset_survive_a_broker_restart(sandbox, restartable):
-    send_wave(sandbox)
-    _, _, last = receive(sandbox)
-    send_wave(sandbox)
-
-    sandbox.restart_broker()
-    # Right after a restart a stream answers InternalError until its log is recovered.
-    wait_until(lambda: stream_broker.answers(sandbox.stream_url, STREAM), 30, "the stream")
-
-    assert stored(sandbox) == last
-    printed, first, _ = receive(sandbox)
-    assert printed[:2] == [STARTED, FIRST]
-    in_stream = stream_broker.read(sandbox.stream_url, STREAM, up_to_marker(2))
-    assert len(in_stream) == 200  # both waves are still there
-    assert first == min(offset for offset, _ in in_stream if offset > last)
-
-
 def test_the_stream_keeps_2_gb_as_both_scripts_declare(sandbox):
     send_wave(sandbox)
     stream = sandbox.broker.management.get("queues", sandbox.vhost, STREAM)

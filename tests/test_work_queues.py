@@ -107,21 +107,6 @@ def test_a_worker_killed_in_the_middle_of_a_task_loses_nothing(sandbox):
     assert tasks_taken(survivor) == ["Doomed task.. (redelivered)"]
 
 
-@pytest.mark.restart
-def test_persistent_tasks_in_the_durable_queue_survive_a_broker_restart(sandbox, restartable):
-    tasks = ["Kept task 1", "Kept task 2", "Kept task 3"]
-    for task in tasks:
-        send(sandbox, task)
-    wait_for_depth(sandbox, 3)
-
-    sandbox.restart_broker()
-
-    wait_for_depth(sandbox, 3)
-    worker = sandbox.start("work_queues/worker.py")
-    worker.wait_for(DONE, count=len(tasks))
-    assert tasks_taken(worker) == tasks
-
-
 @pytest.mark.parametrize(
     "durable, arguments",
     [
