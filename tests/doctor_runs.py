@@ -1,0 +1,50 @@
+"""make doctor run as a learner runs it, and read: what the doctor tests share."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from tutorial_tools.processes import ScriptProcess, run_script
+
+PASSWORD = "s3cret-pw"  # distinctive: found anywhere in the output, it leaked
+
+
+def doctor(
+    url: str, management_url: str | None = None, timeout: float = 60, stream_url: str = ""
+) -> ScriptProcess:
+    """make doctor with these URLs; ``stream_url`` "" leaves RABBITMQ_STREAM_URL unset."""
+    env = {"RABBITMQ_MANAGEMENT_URL": management_url} if management_url else {}
+    proc = run_script(
+        "tutorial_tools/doctor.py", url=url, env=env, stream_url=stream_url, timeout=timeout
+    )
+    assert "Traceback" not in proc.output
+    assert PASSWORD not in proc.output
+    assert proc.stderr == []
+    return proc
+
+
+def lines(proc: ScriptProcess, status: str) -> list[str]:
+    return [line[6:] for line in proc.stdout if line.startswith(f"{status:<5} ")]
+
+
+def checked(sandbox) -> ScriptProcess:
+    return doctor(sandbox.url, sandbox.broker.management_url, stream_url=sandbox.stream_url or "")
+
+
+def fix_command(line: str) -> list[str]:
+    """The rabbitmqctl command a FAIL line names, as words."""
+    found = re.search(r"'(rabbitmqctl [^']+)'", line)
+    assert found, line
+    return shlex.split(found[1])[1:]
+
+
+def after_the_fix(sandbox, fail: str, script: str, prints: list[str]) -> None:
+    """Carry out the command the FAIL line names: then every check passes, and the chapter's
+    ``script`` runs and prints ``prints``. (Not on a broker named by RABBITMQ_URL, which
+    rabbitmqctl cannot reach.)"""
+    if sandbox.broker.source == "url":
+        return
+    sandbox.rabbitmqctl(*fix_command(fail))
+    assert checked(sandbox).process.returncode == 0
+    assert sandbox.run(script).stdout == prints
