@@ -14,7 +14,9 @@ import socket
 from collections.abc import Iterator
 
 import pika
+import progress
 import pytest
+from dead_ends import dead_ends
 
 from tutorial_tools import leftovers
 from tutorial_tools.addresses import StreamAddress, masked
@@ -95,12 +97,14 @@ class Sandbox:
     def rabbitmqctl(self, *args: str) -> str:
         return self.broker.rabbitmqctl(*args)
 
-    def restart_broker(self) -> None:
-        self.broker.restart()
-
-    def close(self) -> None:
+    def remove(self) -> None:
+        """Stop every script started here, and delete the virtual host."""
         for proc in self.processes:
             proc.stop()
+        try:
+            self.broker.delete_vhost(self.vhost)
+        except BrokerError:
+            pass  # a test that stopped the broker on purpose leaves nothing to delete
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
     epmd), carries the mark in its environment, and so do the containers they start."""
     if not hasattr(config, "workerinput"):  # the first process, not an xdist worker
         os.environ[leftovers.MARK] = secrets.token_hex(8)  # the workers inherit it
+    progress.register(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -134,20 +139,27 @@ def broker() -> Iterator[Broker]:
         pytest.exit(f"no broker for the tests: {exc}", returncode=1)
 
 
+def new_sandbox(broker: Broker, name: str) -> Sandbox:
+    """A virtual host of its own on ``broker``, named after ``name``; remove() takes it away."""
+    vhost = f"test-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)[:80]}-{secrets.token_hex(2)}"
+    broker.add_vhost(vhost)
+    return Sandbox(broker, vhost)
+
+
 @pytest.fixture
 def sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:80]
-    vhost = f"test-{name}-{secrets.token_hex(2)}"
-    broker.add_vhost(vhost)
-    box = Sandbox(broker, vhost)
+    box = new_sandbox(broker, request.node.name)
     try:
         yield box
     finally:
-        box.close()
-        try:
-            broker.delete_vhost(vhost)
-        except BrokerError:
-            pass  # a test that stopped the broker on purpose leaves nothing to delete
+        box.remove()
+
+
+@pytest.fixture
+def port():
+    """The "refused" and "silent" loopback ports of dead_ends(), for the test's length."""
+    with dead_ends() as ports:
+        yield ports
 
 
 @pytest.fixture(scope="session")
@@ -166,7 +178,7 @@ def streams(broker: Broker) -> Broker:
     return broker
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def restartable(broker: Broker) -> Broker:
     """Skip a test that restarts the broker when the broker is not ours to restart."""
     if broker.source == "url":
