@@ -58,21 +58,9 @@ class Sandbox:
         kw.setdefault("stream_url", self.stream_url)
         return run_script(script, args, url=self.url, timeout=timeout, **kw)
 
-    def arrivals(self, chap: Chapter, step: Step) -> dict[str, list[str]]:
-        """Run ``step`` alone with the chapter's terminals open, then the chapter's last step,
-        which reaches every terminal (once it has, nothing else is on its way); the message
-        lines each terminal printed."""
-        terminals = {term.name: self.start(term.script, *term.args) for term in chap.terminals}
-        for term in chap.terminals:
-            terminals[term.name].wait_for(term.ready)
-        last = chap.steps[-1]
-        for sent in (step, last):
-            sender = self.run(sent.script, *sent.args)
-            promised = [e.line for e in sent.expect if SENDER in e.where]
-            assert (sender.process.returncode, sender.stdout) == (0, promised), sender.output
-        for name, lines in chap.promised(step, last).items():
-            terminals[name].wait_for(f"^{re.escape(lines[-1])}$", count=lines.count(lines[-1]))
-        return {term.name: terminals[term.name].matching(term.message) for term in chap.terminals}
+    def terminals(self, chap: Chapter) -> Terminals:
+        """The chapter's receiving terminals, started here and ready."""
+        return Terminals(self, chap)
 
     def connection(self) -> pika.BlockingConnection:
         return pika.BlockingConnection(pika.URLParameters(self.url))
@@ -139,11 +127,53 @@ def broker() -> Iterator[Broker]:
         pytest.exit(f"no broker for the tests: {exc}", returncode=1)
 
 
+class Terminals:
+    """A chapter's receiving terminals, started once: each step, one after another, reads what
+    reached them (a module's table of steps shares them, rather than starting them per step)."""
+
+    def __init__(self, box: Sandbox, chap: Chapter) -> None:
+        self.box, self.chap = box, chap
+        self.procs = {term.name: box.start(term.script, *term.args) for term in chap.terminals}
+        for term in chap.terminals:
+            self.procs[term.name].wait_for(term.ready)
+        self.flushed = dict.fromkeys(self.procs, 0)  # the last step's lines each one printed
+        self.read = dict.fromkeys(self.procs, 0)  # message lines handed out so far
+
+    def arrivals(self, step: Step) -> dict[str, list[str]]:
+        """Run ``step``, then the chapter's last step, which reaches every terminal (once it
+        has, nothing else is on its way); the message lines each terminal printed since the
+        previous call."""
+        last = self.chap.steps[-1]
+        for sent in (step, last):
+            sender = self.box.run(sent.script, *sent.args)
+            promised = [e.line for e in sent.expect if SENDER in e.where]
+            assert (sender.process.returncode, sender.stdout) == (0, promised), sender.output
+        for name, lines in self.chap.promised(step, last).items():
+            self.flushed[name] += lines.count(lines[-1])
+            self.procs[name].wait_for(f"^{re.escape(lines[-1])}$", count=self.flushed[name])
+        found = {}
+        for term in self.chap.terminals:
+            printed = self.procs[term.name].matching(term.message)
+            found[term.name] = printed[self.read[term.name] :]
+            self.read[term.name] = len(printed)
+        return found
+
+
 def new_sandbox(broker: Broker, name: str) -> Sandbox:
     """A virtual host of its own on ``broker``, named after ``name``; remove() takes it away."""
     vhost = f"test-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)[:80]}-{secrets.token_hex(2)}"
     broker.add_vhost(vhost)
     return Sandbox(broker, vhost)
+
+
+@pytest.fixture(scope="module")
+def module_sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A virtual host that the tests of a module share, in order (a table of steps)."""
+    box = new_sandbox(broker, request.module.__name__)
+    try:
+        yield box
+    finally:
+        box.remove()
 
 
 @pytest.fixture

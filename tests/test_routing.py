@@ -11,9 +11,14 @@ import pytest
 from tutorial_tools.chapters import ROUTING, WAITING_LOGS, route
 
 
+@pytest.fixture(scope="module")
+def terminals(module_sandbox):
+    return module_sandbox.terminals(ROUTING)
+
+
 @pytest.mark.parametrize("step", ROUTING.steps, ids=[step.says for step in ROUTING.steps])
-def test_each_severity_reaches_exactly_the_receivers_bound_to_it(sandbox, step):
-    assert sandbox.arrivals(ROUTING, step) == ROUTING.promised(step, ROUTING.steps[-1])
+def test_each_severity_reaches_exactly_the_receivers_bound_to_it(terminals, step):
+    assert terminals.arrivals(step) == ROUTING.promised(step, ROUTING.steps[-1])
 
 
 def test_two_queues_bound_with_the_same_key_both_get_the_message(sandbox):

@@ -19,6 +19,11 @@ ROWS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def terminals(module_sandbox):
+    return module_sandbox.terminals(TOPICS)
+
+
 @pytest.mark.parametrize("step", ROWS, ids=[step.says for step in ROWS])
-def test_a_routing_key_reaches_the_queues_whose_patterns_match_it_once(sandbox, step):
-    assert sandbox.arrivals(TOPICS, step) == TOPICS.promised(step, TOPICS.steps[-1])
+def test_a_routing_key_reaches_the_queues_whose_patterns_match_it_once(terminals, step):
+    assert terminals.arrivals(step) == TOPICS.promised(step, TOPICS.steps[-1])
