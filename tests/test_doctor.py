@@ -16,9 +16,7 @@ import urllib.parse
 import pytest
 from doctor_runs import PASSWORD, after_the_fix, checked, doctor, fix_command, lines
 
-from tutorial_tools import tour
 from tutorial_tools.addresses import StreamAddress, amqp_url, masked
-from tutorial_tools.chapters import CHAPTERS
 
 
 def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams):
@@ -184,31 +182,3 @@ def test_an_invalid_url_is_one_fail_line(broker, url, says):
     [fail] = lines(proc, "FAIL")
     assert fail.startswith("RABBITMQ_URL is not a valid AMQP URL")
     assert says in fail
-
-
-@pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
-def test_what_the_doctor_expects_is_what_each_chapter_declares(sandbox, chap, request):
-    """The doctor's table (chapters.py) matches the broker after the chapter has run."""
-    if chap.client == "rstream":
-        request.getfixturevalue("streams")  # skipped where the broker serves no streams
-    assert tour.run_chapter(chap, sandbox.url, stream_url=sandbox.stream_url).problems == []
-    found = sandbox.broker.management.get("queues", sandbox.vhost)
-    queues = {
-        q["name"]: (q["durable"], q["arguments"])
-        for q in found
-        if not q["exclusive"] and q["type"] != "stream"
-    }
-    # A stream is a queue of type stream; what the stream protocol calls max-length-bytes,
-    # the queue's arguments call x-max-length-bytes.
-    streams = {q["name"]: q["arguments"] for q in found if q["type"] == "stream"}
-    assert streams == {
-        name: {"x-queue-type": "stream", **{f"x-{key}": value for key, value in arguments}}
-        for name, arguments in chap.streams
-    }
-    exchanges = {
-        e["name"]: e["type"]
-        for e in sandbox.broker.management.get("exchanges", sandbox.vhost)
-        if e["name"] and not e["name"].startswith("amq.")
-    }
-    assert queues == {name: (True, dict(arguments)) for name, arguments in chap.queues}
-    assert exchanges == dict(chap.exchanges)

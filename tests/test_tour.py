@@ -18,11 +18,34 @@ from tutorial_tools.waiting import TimedOut, wait_until
 
 
 @pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
-def test_every_message_arrives_where_the_chapter_says(sandbox, chap, request):
+def test_every_message_arrives_where_the_chapter_says_and_the_broker_holds_what_it_declares(
+    sandbox, chap, request
+):
     if chap.client == "rstream":
         request.getfixturevalue("streams")  # skipped where the broker serves no streams
     outcome = tour.run_chapter(chap, sandbox.url, stream_url=sandbox.stream_url)
     assert outcome.problems == []
+    # What make doctor expects of each chapter (chapters.py) is what the broker now holds.
+    found = sandbox.broker.management.get("queues", sandbox.vhost)
+    queues = {
+        q["name"]: (q["durable"], q["arguments"])
+        for q in found
+        if not q["exclusive"] and q["type"] != "stream"
+    }
+    # A stream is a queue of type stream; what the stream protocol calls max-length-bytes,
+    # the queue's arguments call x-max-length-bytes.
+    streams = {q["name"]: q["arguments"] for q in found if q["type"] == "stream"}
+    assert streams == {
+        name: {"x-queue-type": "stream", **{f"x-{key}": value for key, value in arguments}}
+        for name, arguments in chap.streams
+    }
+    exchanges = {
+        e["name"]: e["type"]
+        for e in sandbox.broker.management.get("exchanges", sandbox.vhost)
+        if e["name"] and not e["name"].startswith("amq.")
+    }
+    assert queues == {name: (True, dict(arguments)) for name, arguments in chap.queues}
+    assert exchanges == dict(chap.exchanges)
 
 
 def test_the_last_step_of_every_chapter_reaches_every_terminal():
