@@ -15,9 +15,10 @@ Every call returns the decoded JSON answer (None for an empty one) or raises Man
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 
 class ManagementError(RuntimeError):
@@ -32,8 +33,14 @@ class ManagementApi:
     def __init__(self, base_url: str, user: str, password: str, timeout: float = 10) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        # Imported here, not at the top: make doctor and the chapter tools load this module
+        # on every run, and mostly never call the API; requests takes longer to import than
+        # all the rest of them.
+        import requests
+
+        self._errors = requests.RequestException
         # One session per API: its connections are kept alive from one call to the next.
-        self._session = requests.Session()
+        self._session: requests.Session = requests.Session()
         self._session.auth = (user, password)
         # On every request, body or not: what every RabbitMQ version here was tested with.
         self._session.headers["Content-Type"] = "application/json"
@@ -54,7 +61,7 @@ class ManagementApi:
         url = self.base_url + path
         try:
             response = self._session.request(method, url, json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
+        except self._errors as exc:
             raise ManagementError(f"{method} {url}: {exc}") from exc
         # Anything but a 2xx is an error, redirects aside (requests follows them).
         if not 200 <= response.status_code < 300:
