@@ -18,7 +18,7 @@ import progress
 import pytest
 from dead_ends import dead_ends
 
-from tutorial_tools import leftovers
+from tutorial_tools import leftovers, processes
 from tutorial_tools.addresses import StreamAddress, masked
 from tutorial_tools.chapters import SENDER, Chapter, Step
 from tutorial_tools.management import ManagementError
@@ -101,11 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the first process, not an xdist worker
         os.environ[leftovers.MARK] = secrets.token_hex(8)  # the workers inherit it
     progress.register(config)
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        processes.start_scripts_from_a_launcher()  # where the tests run (see launcher.py)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Whatever the tests left running (a broker whose command a failed test killed, its
     epmd, its data, its container) goes once the run is over, and the run says so."""
+    processes.stop_the_launcher()
     if hasattr(config, "workerinput"):
         return
     removed = leftovers.remove(os.environ[leftovers.MARK])

@@ -17,8 +17,27 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tutorial_tools.launcher import Launcher, available
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 20.0
+_launcher: Launcher | None = None
+
+
+def start_scripts_from_a_launcher() -> None:
+    """From now on, start scripts by forking them from a launcher that has imported their
+    libraries already (launcher.py), where that works: the test suite does, to spend its CPU
+    on the scripts' work rather than on hundreds of imports of pika."""
+    global _launcher
+    if _launcher is None and available():
+        _launcher = Launcher()
+
+
+def stop_the_launcher() -> None:
+    global _launcher
+    if _launcher is not None:
+        _launcher.close()
+        _launcher = None
 
 
 class ScriptError(AssertionError):
@@ -55,18 +74,22 @@ class ScriptProcess:
         self.stderr: list[str] = []
         self._changed = threading.Condition()
         self._on_line = on_line
-        self.process = subprocess.Popen(
-            [sys.executable, str(self.path), *self.args],
-            cwd=self.path.parent,
-            env=child_env,
-            # keyboard=True lets type_line() answer the script's prompts.
-            stdin=subprocess.PIPE if keyboard else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="backslashreplace",
-        )
+        argv = [sys.executable, str(self.path), *self.args]
+        if _launcher is not None:
+            self.process = _launcher.start(argv, str(self.path.parent), child_env, keyboard)
+        else:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=self.path.parent,
+                env=child_env,
+                # keyboard=True lets type_line() answer the script's prompts.
+                stdin=subprocess.PIPE if keyboard else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="backslashreplace",
+            )
         self._readers = [
             threading.Thread(
                 target=self._read, args=(self.process.stdout, self.stdout), daemon=True
