@@ -1,10 +1,10 @@
 """The notes cannot rot: what they show is what the tour, the tests or CI run and see.
 
-- every command in a ```console block is one the tour, CI or tests/test_notes_runs.py runs;
+- every command in a ```console block is one the tour, CI or tests/test_notes_runs*.py runs;
 - every ` [x] `, ` [.] `, ` [*] ` or ` [!] ` line in a ```console or ```text block, and every
   line of a ```console block that shows only chapter scripts at work (the stream scripts print
   lines of their own, as the official ones do), is one the tour waits for in that chapter
-  (tutorial_tools/chapters.py) or one a row of tests/test_notes_runs.py finds in what the
+  (tutorial_tools/chapters.py) or one a row of tests/test_notes_runs*.py finds in what the
   scripts printed;
 - every ```python block is a quote, marked `<!-- quote: chapter/script.py -->`, of lines that
   follow each other in that script (indentation removed alike), or is marked
@@ -25,8 +25,10 @@ from pathlib import Path
 
 import pika
 import pytest
+import test_notes_runs  # noqa: F401 (its rows register in SHOWN)
+import test_notes_runs_streams  # noqa: F401 (likewise)
 from pika.adapters.blocking_connection import BlockingChannel
-from test_notes_runs import SHOWN
+from shown import SHOWN
 
 from tutorial_tools.chapters import CHAPTERS, chapter
 from tutorial_tools.processes import ROOT
@@ -121,7 +123,7 @@ def shown_commands() -> list[tuple[Block, str]]:
 
 
 def run_by_a_test(block: Block) -> set[str]:
-    """The commands of the rows of tests/test_notes_runs.py for this page's chapter."""
+    """The commands of the rows of tests/test_notes_runs*.py for this page's chapter."""
     return {
         command for row in SHOWN if block.chapter in (None, row.chapter) for command in row.commands
     }
@@ -152,7 +154,7 @@ def test_command_in_the_notes_is_run_by_the_tour_a_test_or_ci(block, command):
 def seen(block: Block) -> tuple[set[str], list[str | re.Pattern]]:
     """The lines the tour waits for in this page's chapter (every chapter's, for the top
     README): exact lines, and the patterns of the lines its terminals print when ready or
-    done; and the lines the rows of tests/test_notes_runs.py for the chapter find."""
+    done; and the lines the rows of tests/test_notes_runs*.py for the chapter find."""
     chapters = [chapter(block.chapter)] if block.chapter else list(CHAPTERS)
     expects = [e for chap in chapters for step in chap.steps for e in step.expect]
     exact = {e.line for e in expects if not e.regex}
@@ -193,7 +195,7 @@ def shown_output() -> list[tuple[Block, str]]:
 def test_output_in_the_notes_is_a_line_the_tour_or_a_test_sees(block, line):
     exact, patterns = seen(block)
     assert line in exact or any(pattern.fullmatch(line) for pattern in patterns), (
-        f"{block.where} shows {line!r}, which neither the tour nor tests/test_notes_runs.py "
+        f"{block.where} shows {line!r}, which neither the tour nor tests/test_notes_runs*.py "
         "sees a script print"
     )
 

@@ -1,119 +1,41 @@
-"""What the notes show besides the tour, run as they show it.
-
-The tour runs each chapter's main example (tutorial_tools/chapters.py). The notes show more: a
-message sent before anyone listens, a worker stopped mid-task, a queue left by older code, a
-receiver writing to a file... Each of those is a row of SHOWN below: the commands as the notes
-print them after `$ `, and the lines the notes say they print. The test runs every row against
-the broker and finds each of its lines in what the scripts printed. tests/test_notes.py, which
-needs no broker, checks the other half: every command and every ` [x] `, ` [.] `, ` [*] ` or
-` [!] ` line in a notes block is the tour's or a row's.
-
-The notes show the default virtual host, '/'; the rows run in a virtual host of their own, so
-its name is read as '/' in what the scripts print.
-
-At the end, claims of the notes about the broker itself, checked with pika directly.
+"""What the notes of chapters 1 to 7 show besides the tour, run as they show it (the rows of
+tests/shown.py); and, at the end, claims of the notes about the broker itself, checked with pika
+directly.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pika
 import pytest
-import stream_broker
 from dead_ends import dead_ends
+from shown import (
+    HINT,
+    WHERE,
+    Shown,
+    check,
+    messages,
+    printed,
+    rows_of,
+    run,
+    script_and_args,
+    shown,
+    skip_unless_rabbitmqctl,
+    start,
+    words,
+)
 
-from tutorial_tools import chapters
-from tutorial_tools.addresses import DEFAULT_STREAM_URL, DEFAULT_URL, amqp_url, stream_url
+from tutorial_tools.addresses import amqp_url
 from tutorial_tools.chapters import AWAITING_RPC, WAITING_LOGS, WAITING_MESSAGES
 from tutorial_tools.management import ManagementError
-from tutorial_tools.processes import ROOT, ScriptProcess, run_script
+from tutorial_tools.processes import ROOT, run_script
 from tutorial_tools.waiting import wait_until
-
-Line = str | re.Pattern  # a line as printed, or a pattern for one with a part that varies
-HINT = "(run 'make doctor' to diagnose)"
-# Where a script's error line says it looked, with the URLs the notes assume (none set).
-WHERE = DEFAULT_URL.rpartition("@")[2]
-STREAM_WHERE = DEFAULT_STREAM_URL.rpartition("@")[2]
-
-
-@dataclass(frozen=True)
-class Shown:
-    """An experiment a chapter's notes show: its commands, and the lines it prints."""
-
-    chapter: str  # the folder whose README.md shows it
-    name: str
-    commands: tuple[str, ...]  # each as the notes show it after "$ "
-    lines: tuple[Line, ...]  # each printed at least as often as it is listed
-    run: Callable[..., list[str]] = field(repr=False)  # (sandbox, row, tmp_path): all printed
-    marks: tuple = ()
-
-
-SHOWN: list[Shown] = []
-
-
-def shown(chapter: str, commands: list[str], lines: list[Line], marks: tuple = ()):
-    """Register the function below as the way to run what a chapter's notes show."""
-
-    def register(run):
-        SHOWN.append(Shown(chapter, run.__name__, tuple(commands), tuple(lines), run, marks))
-        return run
-
-    return register
-
-
-def words(command: str) -> list[str]:
-    """A command's words as the shell reads them; a word that starts with # starts a comment."""
-    return shlex.split(command, comments=True)
-
-
-def script_and_args(command: str) -> tuple[str, list[str]]:
-    python, script, *args = words(command)
-    assert python == "python", command
-    return script, args
-
-
-def start(sandbox, command: str, ready: str | None = None, query: str = "") -> ScriptProcess:
-    """Start a command the notes run in a terminal of its own, as a learner would (``query``:
-    settings to add to its RABBITMQ_URL)."""
-    script, args = script_and_args(command)
-    return sandbox.start(script, *args, ready=ready, env={"RABBITMQ_URL": sandbox.url + query})
-
-
-def run(sandbox, command: str, timeout: float = 30) -> ScriptProcess:
-    """Run a command the notes show to its end."""
-    script, args = script_and_args(command)
-    return sandbox.run(script, *args, timeout=timeout)
-
-
-def printed(*processes: ScriptProcess) -> list[str]:
-    return [line for proc in processes for line in proc.lines]
-
-
-def messages(proc: ScriptProcess) -> list[str]:
-    """The messages a receiver printed, in order."""
-    return proc.matching(r"^ \[x\] ")
-
-
-def skip_unless_rabbitmqctl(sandbox) -> None:
-    if sandbox.broker.source == "url":
-        pytest.skip("rabbitmqctl cannot reach the broker named by RABBITMQ_URL")
-
-
-def count(line: Line, lines: list[str]) -> int:
-    if isinstance(line, re.Pattern):
-        return sum(1 for candidate in lines if line.fullmatch(candidate))
-    return lines.count(line)
-
 
 # -- 1. Hello World ------------------------------------------------------------------------
 
@@ -520,240 +442,12 @@ def no_server(sandbox, row, tmp_path):
     return printed(client, server)
 
 
-# -- 8. Stream Hello World -----------------------------------------------------------------
-
-STREAM_SENT = " [x] Hello, World! message sent"
-STREAM_READY = "Press control + C to close"
-GOT = "Got message: Hello, World! from stream hello-python-stream"
-
-
-def stream_vhost_command(sandbox, command: str) -> list[str]:
-    """A `docker compose exec rabbitmq rabbitmqctl ...` of the notes, as rabbitmqctl's words
-    for the test's virtual host."""
-    prefix = "docker compose exec rabbitmq rabbitmqctl "
-    assert command.startswith(prefix), command
-    name, *args = words(command.removeprefix(prefix))
-    return [name, "-p", sandbox.vhost, *args]
-
-
-@shown(
-    "stream_hello_world",
-    ["python stream_hello_world/send.py", "python stream_hello_world/receive.py"],
-    [STREAM_SENT, STREAM_SENT, STREAM_SENT, STREAM_READY, GOT, GOT, GOT],
-)
-def send_first_read_later(sandbox, row, tmp_path):
-    send, receive = row.commands
-    senders = [run(sandbox, send) for _ in range(3)]
-    receiver = start(sandbox, receive, ready=chapters.WAITING_STREAM)
-    receiver.wait_for(re.escape(GOT), count=3)
-    # One more, sent now: it comes after the three, and once it is there, nothing else is on
-    # its way (a stream delivers in order).
-    run(sandbox, send)
-    receiver.wait_for(re.escape(GOT), count=4)
-    assert receiver.interrupt() == 0
-    assert receiver.matching(r"^Got message: ") == [GOT] * 4
-    return printed(*senders, receiver)
-
-
-@shown(
-    "stream_hello_world",
-    ["python stream_hello_world/send.py"],
-    [
-        # errno 111 on Linux, as the notes show it; 61 on macOS
-        re.compile(
-            re.escape(" [!] ConnectionRefusedError(")
-            + r"(111|61)"
-            + re.escape(", \"Connect call failed ('127.0.0.1', ")
-            + r"\d+"
-            + re.escape(')") at ')
-            + r"\S+"
-            + re.escape(f" {HINT}")
-        )
-    ],
-)
-def no_stream_broker(sandbox, row, tmp_path):
-    (send,) = row.commands
-    script, args = script_and_args(send)
-    with dead_ends() as port:
-        url = stream_url("127.0.0.1", port["refused"], "/")
-        proc = run_script(script, args, stream_url=url)
-    assert proc.process.returncode == 1
-    return printed(proc)
-
-
-@shown(
-    "stream_hello_world",
-    ["python stream_hello_world/send.py"],
-    [f" [!] PreconditionFailed() at {STREAM_WHERE} {HINT}"],
-)
-def a_stream_declared_differently(sandbox, row, tmp_path):
-    stream_broker.create(sandbox.stream_url, "hello-python-stream", {"max-length-bytes": 10**6})
-    proc = run(sandbox, row.commands[0])
-    assert proc.process.returncode == 1
-    # make doctor names the stream and the command that deletes it.
-    doctor = run_script(
-        "tutorial_tools/doctor.py", url=sandbox.url, stream_url=sandbox.stream_url, timeout=60
-    )
-    assert doctor.matching(
-        r"^FAIL  stream 'hello-python-stream' exists with other arguments .* delete it with "
-        rf"'rabbitmqctl delete_queue -p {re.escape(sandbox.vhost)} hello-python-stream'$"
-    ), doctor.output
-    return printed(proc)
-
-
-@shown(
-    "stream_hello_world",
-    ["python stream_hello_world/receive.py"],
-    [" [!] Subscription ended: Metadata Update (run 'make doctor' to diagnose)"],
-)
-def delete_the_stream_under_a_receiver(sandbox, row, tmp_path):
-    receiver = start(sandbox, row.commands[0], ready=chapters.WAITING_STREAM)
-    run(sandbox, "python stream_hello_world/send.py")
-    receiver.wait_for(re.escape(GOT))  # it has subscribed
-    if sandbox.broker.source == "url":
-        sandbox.broker.management.delete("queues", sandbox.vhost, "hello-python-stream")
-    else:
-        sandbox.rabbitmqctl("delete_queue", "-p", sandbox.vhost, "hello-python-stream")
-    assert receiver.wait() == 1
-    return printed(receiver)
-
-
-# -- 9. Stream offset tracking -------------------------------------------------------------
-
-OFFSET_SEND = "python stream_offset_tracking/offset_tracking_send.py"
-OFFSET_RECEIVE = "python stream_offset_tracking/offset_tracking_receive.py"
-PUBLISHING = ["Publishing 100 messages...", "Messages confirmed: true."]
-STARTED = "Started consuming: Press control +C to close"
-NOT_STORED = "Offset not previously stored."
-FIRST = "First message received."
-
-
-@shown(
-    "stream_offset_tracking",
-    [OFFSET_RECEIVE, OFFSET_SEND],
-    [
-        STARTED,
-        NOT_STORED,
-        FIRST,
-        "Done consuming, first offset 0, last offset 99.",
-        STARTED,
-        " [*] Interrupted",
-    ],
-)
-def stop_it_while_it_waits(sandbox, row, tmp_path):
-    receive, send = row.commands
-    waiting = start(sandbox, receive, ready=re.escape(NOT_STORED))
-    run(sandbox, send)  # in another terminal
-    assert waiting.wait() == 0  # it read the wave, to its marker
-    again = start(sandbox, receive, ready=re.escape(STARTED))
-    assert again.interrupt() == 0
-    assert again.stdout == [STARTED, " [*] Interrupted"]  # it processed nothing
-    return printed(waiting, again)
-
-
-def edited_receiver(tmp_path: Path, old: str, new: str) -> str:
-    """offset_tracking_receive.py with ``old`` changed to ``new``, as the notes suggest."""
-    script = ROOT / "stream_offset_tracking" / "offset_tracking_receive.py"
-    text = script.read_text()
-    assert text.count(old) == 1, old
-    edited = tmp_path / "stream_offset_tracking" / script.name
-    edited.parent.mkdir(exist_ok=True)
-    edited.write_text(text.replace(old, new))
-    return str(edited)
-
-
-@shown(
-    "stream_offset_tracking",
-    [OFFSET_SEND, OFFSET_RECEIVE],
-    [*PUBLISHING, STARTED, NOT_STORED, FIRST, "Done consuming, first offset 42, last offset 99."],
-)
-def browse_from_offset_42(sandbox, row, tmp_path):
-    send, receive = row.commands
-    sender = run(sandbox, send)
-    from_42 = edited_receiver(
-        tmp_path, "OffsetType.OFFSET, stored_offset + 1", "OffsetType.OFFSET, 42"
-    )
-    receiver = sandbox.run(from_42, *script_and_args(receive)[1])
-    assert receiver.process.returncode == 0
-    # ...and with NEXT, it waits for the next wave: the one already there is not read.
-    waiting = sandbox.start(
-        edited_receiver(
-            tmp_path,
-            "ConsumerOffsetSpecification(OffsetType.OFFSET, stored_offset + 1)",
-            "ConsumerOffsetSpecification(OffsetType.NEXT)",
-        ),
-        ready=re.escape(STARTED),
-    )
-
-    def another_wave_read() -> bool:
-        # A wave sent before it has subscribed is not "next" for it: send until one is read.
-        run(sandbox, send)
-        return waiting.process.poll() is not None
-
-    wait_until(another_wave_read, 60, "a wave sent after the NEXT receiver subscribed")
-    assert waiting.wait() == 0
-    first, _ = map(int, re.findall(r"\d+", waiting.stdout[-1]))
-    assert first > 99, waiting.output
-    return printed(sender, receiver)
-
-
-@shown(
-    "stream_offset_tracking",
-    [
-        "docker compose exec rabbitmq rabbitmqctl set_policy tiny-stream "
-        "'^stream-offset-tracking-python$' "
-        '\'{"max-length-bytes":1000,"stream-max-segment-size-bytes":200}\' --apply-to queues',
-        OFFSET_SEND,
-        OFFSET_RECEIVE,
-    ],
-    [
-        *PUBLISHING,
-        *PUBLISHING,
-        STARTED,
-        NOT_STORED,
-        FIRST,
-        re.compile(r"Done consuming, first offset [1-9]\d*, last offset 199\."),
-    ],
-)
-def watch_retention_at_work(sandbox, row, tmp_path):
-    skip_unless_rabbitmqctl(sandbox)
-    policy, send, receive = row.commands
-    sandbox.rabbitmqctl(*stream_vhost_command(sandbox, policy))
-    senders = [run(sandbox, send) for _ in range(2)]
-    # RabbitMQ deletes the oldest segments once a new one has begun, in the background: wait
-    # until the first wave's marker (offset 99) is gone.
-    wait_until(
-        lambda: (
-            stream_broker.first_offset(sandbox.stream_url, "stream-offset-tracking-python") > 99
-        ),
-        20,
-        "retention to drop the first wave",
-    )
-    receiver = run(sandbox, receive)
-    assert receiver.process.returncode == 0
-    return printed(*senders, receiver)
-
-
 # -- Every row, run --------------------------------------------------------------------
 
 
-def as_the_notes_show(sandbox, line: str) -> str:
-    """A line printed against the test's virtual host, as against the broker the scripts reach
-    with no RABBITMQ_URL set (the notes show that)."""
-    for url, where in ((sandbox.url, WHERE), (sandbox.stream_url or "", STREAM_WHERE)):
-        line = re.sub(rf" at {re.escape(url.rpartition('@')[2])}(\?\S*)? ", f" at {where} ", line)
-    return line.replace(f"vhost '{sandbox.vhost}'", "vhost '/'")
-
-
-@pytest.mark.parametrize(
-    "row",
-    [pytest.param(row, marks=row.marks, id=f"{row.chapter}: {row.name}") for row in SHOWN],
-)
+@pytest.mark.parametrize("row", rows_of(__name__))
 def test_what_the_notes_show_is_what_the_scripts_print(sandbox, tmp_path, row: Shown):
-    output = [as_the_notes_show(sandbox, line) for line in row.run(sandbox, row, tmp_path)]
-    wanted = collections.Counter(row.lines)
-    short = {line: n for line, n in wanted.items() if count(line, output) < n}
-    assert short == {}, "printed:\n" + "\n".join(output)
+    check(sandbox, tmp_path, row)
 
 
 # -- Claims about the broker itself --------------------------------------------------------
