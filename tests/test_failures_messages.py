@@ -116,6 +116,8 @@ def test_the_rpc_client_prints_the_server_s_error_and_exits_1(sandbox):
     assert proc.stderr == [
         " [!] Server error: n=50 is too large: this server computes fib(n) for n <= 35"
     ]
+    # The server says so too (its line may reach us a moment after the client's).
+    server.wait_for(r"^ \[!\] n=50 is too large")
     assert server.stdout[1:] == [" [!] n=50 is too large: this server computes fib(n) for n <= 35"]
 
 
