@@ -230,9 +230,21 @@ def rabbitmq_version(broker: Broker) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+@pytest.fixture(scope="session")
+def broker_build(broker: Broker) -> str:
+    """Which broker this is, as a test that pins a version says it: 'RabbitMQ 4.3.6 on Erlang
+    29.1.2' (the same version is built by more than one packager; Erlang tells them apart)."""
+    try:
+        overview = broker.management.get("overview")
+    except (BrokerError, ManagementError):
+        return "a RabbitMQ that does not say its version"
+    return f"RabbitMQ {overview['rabbitmq_version']} on Erlang {overview['erlang_version']}"
+
+
 @pytest.fixture(autouse=True)
 def only_on_its_versions(request: pytest.FixtureRequest) -> None:
-    """Skip a test marked ``rabbitmq(since=..., before=..., otherwise=...)`` on other versions.
+    """Skip a test marked ``rabbitmq(since=..., before=..., otherwise=...)`` on other versions;
+    where it runs, it records the build it ran on (the run's summary lists them).
 
     Before any other fixture of the test runs, so that none changes a broker it will not use.
     """
@@ -242,3 +254,4 @@ def only_on_its_versions(request: pytest.FixtureRequest) -> None:
     version = request.getfixturevalue("rabbitmq_version")
     if not marker.kwargs.get("since", (0, 0)) <= version < marker.kwargs.get("before", (99, 0)):
         pytest.skip(f"on RabbitMQ {version[0]}.{version[1]}, {marker.kwargs['otherwise']}")
+    request.node.user_properties.append(("ran on", request.getfixturevalue("broker_build")))

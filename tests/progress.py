@@ -4,7 +4,9 @@ pytest-xdist's workers print nothing of their own, and its row of dots says litt
 the run is. Instead, in the first process (not in a worker), and unless -v is given:
 - one line first, on the brokers the workers are about to start, which take seconds;
 - then a line per test file once all its tests have run: its counts, and the time so far;
-- a passed test prints no dot (a failure still prints its F, and is reported in full at the end).
+- at the end, which build of RabbitMQ the tests that pin a version ran on;
+- a passed or skipped test prints no letter (a failure still prints its F, and is reported in
+  full at the end).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class FileProgress:
         self.outcomes: dict[str, collections.Counter[str]] = collections.defaultdict(
             collections.Counter
         )
-        self.reported = False
+        self.builds: set[str] = set()  # what the tests that pin a RabbitMQ version ran on
 
     def say(self, text: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -69,6 +71,7 @@ class FileProgress:
         self.expect([item.nodeid for item in session.items])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.builds.update(value for key, value in report.user_properties if key == "ran on")
         if report.when == "call" or (report.when == "setup" and not report.passed):
             path = _file(report.nodeid)
             outcome = "error" if report.when == "setup" and report.failed else report.outcome
@@ -79,9 +82,15 @@ class FileProgress:
                 seconds = time.monotonic() - self.started
                 self.say(f"{seconds:5.0f} s  {path}: {counts}")
 
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        for build in sorted(self.builds):
+            terminalreporter.write_line(f"The tests that pin a RabbitMQ version ran on {build}.")
+
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         if report.when == "call" and report.passed:
             return "passed", "", "PASSED"  # no dot: the file's line says it
+        if report.skipped:
+            return "skipped", "", "SKIPPED"  # said in the file's line, and why at the end
         return None
 
 

@@ -8,6 +8,7 @@ suite once per version, so every test here runs somewhere.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pika
 import pytest
@@ -20,26 +21,33 @@ RECEIVED = r"^ \[x\] Received "
 TIMEOUT = 20.0
 
 
-def permits_transient_queues(broker: Broker) -> bool:
-    """Whether the broker permits non-durable, non-exclusive queues (a deprecated feature).
+@dataclass(frozen=True)
+class TransientQueues:
+    """What the broker does with non-durable, non-exclusive queues (a deprecated feature)."""
 
-    Asked of the broker's own configuration, not found out by declaring one. RabbitMQ 3.10 has
-    no deprecated features at all: it permits them.
-    """
+    phase: str  # its default: permitted_by_default, denied_by_default... ("none" on 3.10)
+    permitted: bool  # after the configuration has had its say
+
+
+def transient_queues(broker: Broker) -> TransientQueues:
+    """Asked of the broker itself, not found out by declaring one. RabbitMQ 3.10 has no
+    deprecated features at all: it permits them."""
     answer = broker.rabbitmqctl(
         "eval",
-        "case code:which(rabbit_deprecated_features) of non_existing -> true; _ -> "
-        "rabbit_deprecated_features:is_permitted(transient_nonexcl_queues) end.",
+        "case code:which(rabbit_deprecated_features) of non_existing -> {none, true}; _ -> "
+        "{rabbit_deprecated_features:get_phase(transient_nonexcl_queues), "
+        "rabbit_deprecated_features:is_permitted(transient_nonexcl_queues)} end.",
     )
-    return answer.strip() == "true"
+    # The last line: asking whether it is permitted may log the refusal's text first.
+    phase, permitted = answer.strip().splitlines()[-1].strip("{}").split(",")
+    return TransientQueues(phase, permitted == "true")
 
 
 @pytest.fixture(scope="session")
-def strict(broker: Broker) -> bool:
-    """True when the broker refuses non-durable, non-exclusive queues."""
+def transient(broker: Broker) -> TransientQueues:
     if broker.source == "url":
         pytest.skip("a RABBITMQ_URL broker cannot be asked for its deprecated features")
-    return not permits_transient_queues(broker)
+    return transient_queues(broker)
 
 
 def send(sandbox, task: str) -> None:
@@ -63,20 +71,22 @@ def test_the_broker_is_the_one_ci_asked_for(broker, rabbitmq_version):
     version, *flags = expected.split()
     assert "{}.{}".format(*rabbitmq_version) == version
     if broker.source != "url":
-        assert permits_transient_queues(broker) == ("strict" not in flags)
+        assert transient_queues(broker).permitted == ("strict" not in flags)
 
 
 # -- Hello World: the old tutorials' queue_declare('hello') on a strict broker ------------
 
 
 def test_a_strict_broker_refuses_the_old_hello_declaration_and_closes_the_connection(
-    sandbox, strict
+    sandbox, transient, broker_build, record_property
 ):
-    if not strict:
+    if transient.permitted:
         pytest.skip(
-            "this broker permits non-durable, non-exclusive queues (3.10; 4.0 and 4.3 by "
-            "default); CI's 4.3 broker is configured to refuse them"
+            f"{broker_build} permits non-durable, non-exclusive queues ({transient.phase}): so do "
+            "3.10, 4.0 to 4.2 and Debian's 4.3 package by default; upstream 4.3 refuses them, "
+            "and CI's 4.3 broker is configured to"
         )
+    record_property("ran on", f"{broker_build}, transient_nonexcl_queues {transient.phase}")
     connection = sandbox.connection()
     declaring, bystander = connection.channel(), connection.channel()
     try:
@@ -87,8 +97,16 @@ def test_a_strict_broker_refuses_the_old_hello_declaration_and_closes_the_connec
             connection.close()
 
     assert closed.value.reply_code == 541
-    assert closed.value.reply_text.startswith(
-        "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated."
+    first, why = closed.value.reply_text.splitlines()[:2]
+    assert first == "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated."
+    # Refused by default (upstream 4.3), or by configuration where the default permits it.
+    assert (
+        why
+        == {
+            "denied_by_default": "By default, this feature is not permitted anymore.",
+            "permitted_by_default": "Its use is not permitted per the configuration (overriding "
+            "the default, which is permitted):",
+        }[transient.phase]
     )
     # Not a channel error: the whole connection is gone, with every channel on it.
     assert connection.is_closed and bystander.is_closed
@@ -266,3 +284,32 @@ def test_before_4_3_a_worker_past_the_consumer_timeout_loses_its_channel_and_exi
     worker = keep_a_task_past_the_timeout(sandbox)
     assert len(worker.stderr) == 1
     assert worker.matching(CHANNEL_CLOSED) == worker.stderr
+
+
+@pytest.mark.rabbitmq(
+    since=(4, 3), otherwise="every queue type's consumers are timed out (the channel is closed)"
+)
+def test_on_4_3_only_a_quorum_queue_times_its_consumer_out_not_a_classic_one(
+    sandbox, one_second_consumer_timeout
+):
+    with sandbox.connection() as connection:
+        cancelled: list[str] = []
+        held: list[str] = []  # the queues whose message the consumer holds, unacknowledged
+        channels = {}
+        for queue, kind in (("quorum_tasks", "quorum"), ("classic_tasks", "classic")):
+            channel = connection.channel()
+            channel.queue_declare(queue, durable=True, arguments={"x-queue-type": kind})
+            channel.basic_publish("", queue, b"kept, never acknowledged")
+            channel.basic_qos(prefetch_count=1)
+            channel.add_on_cancel_callback(lambda frame, kind=kind: cancelled.append(kind))
+            channel.basic_consume(queue, lambda *_, kind=kind: held.append(kind))  # never acks
+            channels[kind] = channel
+        # Once the quorum queue has cancelled its consumer, the timeout has passed for both.
+        wait_until(
+            lambda: connection.process_data_events(time_limit=0.1) or cancelled,
+            TIMEOUT,
+            "the quorum queue's consumer to be cancelled",
+        )
+        assert sorted(held) == ["classic", "quorum"]
+        assert cancelled == ["quorum"]
+        assert channels["classic"].is_open and channels["classic"].consumer_tags
