@@ -107,8 +107,8 @@ def test_the_stream_keeps_2_gb_as_both_scripts_declare(sandbox):
 
 
 def test_retention_drops_the_oldest_whole_segments_and_the_offsets_of_the_rest_stay(sandbox):
-    # The notes' experiment: a policy shrinks the stream's limits before it is created (of a
-    # policy and an argument, the smaller limit applies): 1,000 bytes in segments of 200.
+    # The notes' experiment: a policy shrinks the stream's limits before it is created (for a
+    # stream, the policy's limit overrides the declared one): 1,000 bytes in segments of 200.
     sandbox.set_policy(
         "tiny-stream", STREAM, {"max-length-bytes": 1000, "stream-max-segment-size-bytes": 200}
     )
@@ -133,3 +133,22 @@ def test_retention_drops_the_oldest_whole_segments_and_the_offsets_of_the_rest_s
     assert last >= 199
     assert in_stream[-1] == (last, b"marker: 99")
     assert len(in_stream) < 200
+
+
+def test_for_a_stream_a_policy_overrides_the_declared_limit_even_a_smaller_one(sandbox):
+    # Two streams declared alike, with a tiny limit in small segments; one gets a policy with a
+    # large limit. Once the other has dropped its oldest segment, the one with the policy
+    # still has everything: the policy's limit won (for queues, the smaller of the two would).
+    tiny = {"max-length-bytes": 1000, "stream-max-segment-size-bytes": 200}
+    for stream in ("with-policy", "without"):
+        stream_broker.create(sandbox.stream_url, stream, tiny)
+    sandbox.set_policy("roomy", "with-policy", {"max-length-bytes": 100_000_000})
+    for stream in ("with-policy", "without"):
+        for _ in range(2):
+            stream_broker.append(sandbox.stream_url, stream, [b"x" * 100] * 20)
+    wait_until(
+        lambda: stream_broker.first_offset(sandbox.stream_url, "without") > 0,
+        20,
+        "retention to drop the oldest segment of the stream without the policy",
+    )
+    assert stream_broker.first_offset(sandbox.stream_url, "with-policy") == 0
