@@ -73,7 +73,13 @@ def run_chapter(
                 on_line=lambda p, s: display.line(p.label, s),
             )
             terminals[term.name] = proc
-            proc.wait_for(term.ready, ARRIVAL_TIMEOUT)
+            if chap.client != "rstream":
+                # One at a time: RabbitMQ 3.10.8 can fail two consumers that declare a new
+                # quorum queue at the same moment. The stream scripts wait out a new stream's
+                # leader election, so they start together, as a learner may start them.
+                proc.wait_for(term.ready, ARRIVAL_TIMEOUT)
+        for term in chap.terminals:
+            terminals[term.name].wait_for(term.ready, ARRIVAL_TIMEOUT)
         for number, step in enumerate(chap.steps, 1):
             if before_step:
                 before_step(number, step)
