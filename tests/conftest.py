@@ -169,23 +169,23 @@ def new_sandbox(broker: Broker, name: str) -> Sandbox:
     return Sandbox(broker, vhost)
 
 
-@pytest.fixture(scope="module")
-def module_sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A virtual host that the tests of a module share, in order (a table of steps)."""
-    box = new_sandbox(broker, request.module.__name__)
+def sandbox_for(broker: Broker, name: str) -> Iterator[Sandbox]:
+    box = new_sandbox(broker, name)
     try:
         yield box
     finally:
         box.remove()
+
+
+@pytest.fixture(scope="module")
+def module_sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A virtual host that the tests of a module share, in order (a table of steps)."""
+    yield from sandbox_for(broker, request.module.__name__)
 
 
 @pytest.fixture
 def sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    box = new_sandbox(broker, request.node.name)
-    try:
-        yield box
-    finally:
-        box.remove()
+    yield from sandbox_for(broker, request.node.name)
 
 
 @pytest.fixture

@@ -22,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from dead_ends import dead_ends
 
 from tutorial_tools.addresses import DEFAULT_STREAM_URL, DEFAULT_URL
-from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.processes import ScriptProcess, run_script
 
 Line = str | re.Pattern  # a line as printed, or a pattern for one with a part that varies
 HINT = "(run 'make doctor' to diagnose)"
@@ -125,3 +126,15 @@ def check(sandbox, tmp_path, row: Shown) -> None:
     wanted = collections.Counter(row.lines)
     short = {line: n for line, n in wanted.items() if count(line, output) < n}
     assert short == {}, "printed:\n" + "\n".join(output)
+
+
+def where_nothing_listens(command: str, url_for: Callable[[str, int, str], str]) -> ScriptProcess:
+    """Run a command the notes show with its broker's URL (``url_for(host, port, vhost)``: an
+    AMQP or a stream URL) at a loopback port where nothing listens; it must fail."""
+    script, args = script_and_args(command)
+    with dead_ends() as port:
+        url = url_for("127.0.0.1", port["refused"], "/")
+        key = "stream_url" if url.startswith("rabbitmq-stream://") else "url"
+        proc = run_script(script, args, **{key: url})
+    assert proc.process.returncode == 1
+    return proc

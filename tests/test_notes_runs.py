@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pika
 import pytest
-from dead_ends import dead_ends
 from shown import (
     HINT,
     WHERE,
@@ -24,10 +23,10 @@ from shown import (
     printed,
     rows_of,
     run,
-    script_and_args,
     shown,
     skip_unless_rabbitmqctl,
     start,
+    where_nothing_listens,
     words,
 )
 
@@ -73,12 +72,7 @@ def send_before_anyone_listens(sandbox, row, tmp_path):
 )
 def no_broker(sandbox, row, tmp_path):
     (send,) = row.commands
-    script, args = script_and_args(send)
-    with dead_ends() as port:
-        url = amqp_url("127.0.0.1", port["refused"], "/")
-        proc = run_script(script, args, url=url)
-    assert proc.process.returncode == 1
-    return printed(proc)
+    return printed(where_nothing_listens(send, amqp_url))
 
 
 def quorum_refused_by_classic(queue: str) -> re.Pattern:

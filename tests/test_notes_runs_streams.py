@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import stream_broker
-from dead_ends import dead_ends
 from shown import (
     HINT,
     STREAM_WHERE,
@@ -22,6 +21,7 @@ from shown import (
     shown,
     skip_unless_rabbitmqctl,
     start,
+    where_nothing_listens,
     words,
 )
 
@@ -83,12 +83,7 @@ def send_first_read_later(sandbox, row, tmp_path):
 )
 def no_stream_broker(sandbox, row, tmp_path):
     (send,) = row.commands
-    script, args = script_and_args(send)
-    with dead_ends() as port:
-        url = stream_url("127.0.0.1", port["refused"], "/")
-        proc = run_script(script, args, stream_url=url)
-    assert proc.process.returncode == 1
-    return printed(proc)
+    return printed(where_nothing_listens(send, stream_url))
 
 
 @shown(
