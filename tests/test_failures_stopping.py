@@ -76,6 +76,19 @@ def busy(worker: ScriptProcess) -> bool:
     return task_in(worker.stdout[-1]) is not None
 
 
+def what_they_did(sandbox, workers: list[ScriptProcess], killed: list[ScriptProcess]) -> str:
+    """For a failure: each worker's lines and state, and what the queue holds."""
+    said = []
+    for n, worker in enumerate(workers, 1):
+        code = worker.process.poll()
+        state = "killed" if worker in killed else "running" if code is None else f"exit {code}"
+        said.append(f"worker {n} ({state}):\n" + "\n".join(f"    {x}" for x in worker.lines))
+    with sandbox.connection() as connection:
+        found = connection.channel().queue_declare("task_queue", passive=True).method
+    said.append(f"task_queue: {found.message_count} ready, {found.consumer_count} consumers")
+    return "\n".join(said)
+
+
 def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
     declare_task_queue(sandbox)
     with sandbox.connection() as connection:
@@ -107,7 +120,10 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
         try:
             worker, line = printed.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            pytest.fail(f"after 60 s, never done: {sorted(set(TASKS) - tasks_done(workers))}")
+            pytest.fail(
+                f"after 60 s, never done: {sorted(set(TASKS) - tasks_done(workers))}\n"
+                + what_they_did(sandbox, workers, killed)
+            )
         if task_in(line) is None:
             continue
         received += 1
