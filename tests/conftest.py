@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import socket
 from collections.abc import Iterator
 
@@ -101,6 +102,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the first process, not an xdist worker
         os.environ[leftovers.MARK] = secrets.token_hex(8)  # the workers inherit it
     progress.register(config)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started in the background of a script (`make test &`, nohup): the scripts it starts
+        # would inherit the ignored Ctrl+C, and the tests that press it would wait in vain.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
         processes.start_scripts_from_a_launcher()  # where the tests run (see launcher.py)
 
