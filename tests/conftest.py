@@ -110,28 +110,37 @@ def pytest_configure(config: pytest.Config) -> None:
         processes.start_scripts_from_a_launcher()  # where the tests run (see launcher.py)
 
 
-# The modules that take longest, first: each runs whole on one worker, and a long one picked
-# up last would keep the run waiting for it alone (measured with --durations=0, 2 cores).
-LONGEST_FIRST = (
-    "test_notes_runs.py",
-    "test_tour.py",
-    "test_stream_failures.py",
-    "test_failures_stopping.py",
+# The order in which the workers take the test modules (pytest-xdist's own order, by number of
+# tests, is turned off in pyproject.toml). The static notes checks first: they need no broker
+# and report while the brokers start. Then the longest first, as measured with --durations=0
+# on 2 cores: each module runs whole on one worker, and a long one taken up last would keep
+# the run waiting for it alone.
+ORDER = (
+    "test_notes.py",
     "test_doctor.py",
-    "test_restart.py",
-    "test_failures_connecting.py",
-    "test_failures_messages.py",
+    "test_notes_runs.py",
+    "test_doctor_streams.py",
     "test_broker.py",
     "test_stream_offset_tracking.py",
-    "test_doctor_streams.py",
+    "test_tour.py",
     "test_notes_runs_streams.py",
+    "test_stream_hello_world.py",
+    "test_failures_stopping.py",
+    "test_stream_failures.py",
+    "test_restart.py",
+    "test_versions.py",
+    "test_publisher_confirms.py",
+    "test_failures_connecting.py",
+    "test_inspector.py",
+    "test_work_queues.py",
+    "test_failures_messages.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        return ORDER.index(name) if name in ORDER else len(ORDER)
 
     items.sort(key=rank)  # stable: a module's tests keep their order
 

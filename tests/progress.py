@@ -4,6 +4,7 @@ pytest-xdist's workers print nothing of their own, and its row of dots says litt
 the run is. Instead, in the first process (not in a worker), and unless -v is given:
 - one line first, on the brokers the workers are about to start, which take seconds;
 - then a line per test file once all its tests have run: its counts, and the time so far;
+- after 15 s without a line, one saying how many tests are done and which files are running;
 - at the end, which build of RabbitMQ the tests that pin a version ran on;
 - a passed or skipped test prints no letter (a failure still prints its F, and is reported in
   full at the end).
@@ -12,6 +13,7 @@ the run is. Instead, in the first process (not in a worker), and unless -v is gi
 from __future__ import annotations
 
 import collections
+import threading
 import time
 
 import pytest
@@ -38,11 +40,29 @@ class FileProgress:
             collections.Counter
         )
         self.builds: set[str] = set()  # what the tests that pin a RabbitMQ version ran on
+        self.running: dict[str, None] = {}  # the files begun and not yet done, in that order
+        self.lock = threading.Lock()
+        self.last_said = self.started
+        self.over = threading.Event()
 
     def say(self, text: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter:
-            reporter.write_line(text)
+        with self.lock:
+            self.last_said = time.monotonic()
+            if reporter:
+                reporter.write_line(text)
+
+    def seconds(self) -> str:
+        return f"{time.monotonic() - self.started:5.0f} s"
+
+    def _speak_up(self, quiet: float = 15) -> None:
+        """Say where the run is whenever it has been quiet for ``quiet`` seconds."""
+        while not self.over.wait(1):
+            if time.monotonic() - self.last_said >= quiet:
+                done = sum(sum(counts.values()) for counts in self.outcomes.values())
+                files = ", ".join(path.removeprefix("tests/") for path in list(self.running))
+                total = sum(self.expected.values())
+                self.say(f"{self.seconds()}  {done} of {total} tests done; running {files}")
 
     def expect(self, nodeids: list[str]) -> None:
         if not self.expected:  # every worker collects the same tests
@@ -62,6 +82,10 @@ class FileProgress:
             self.say(f"Each of {workers} test workers starts {what} when it first needs one ...")
         else:
             self.say(f"Starting {what} when a test first needs one ...")
+        threading.Thread(target=self._speak_up, daemon=True, name="progress").start()
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.running.setdefault(_file(nodeid))
 
     @pytest.hookimpl(optionalhook=True)  # pytest-xdist's, in the first process
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
@@ -78,9 +102,12 @@ class FileProgress:
             self.outcomes[path][outcome] += 1
             done = sum(self.outcomes[path].values())
             if done == self.expected.get(path):
+                self.running.pop(path, None)
                 counts = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes[path].items()))
-                seconds = time.monotonic() - self.started
-                self.say(f"{seconds:5.0f} s  {path}: {counts}")
+                self.say(f"{self.seconds()}  {path}: {counts}")
+
+    def pytest_sessionfinish(self) -> None:
+        self.over.set()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         for build in sorted(self.builds):
