@@ -77,7 +77,8 @@ def test_tasks_are_spread_round_robin_over_two_workers(sandbox):
 
 def test_with_a_slow_task_in_flight_new_quick_tasks_all_go_to_the_idle_worker(sandbox):
     workers = start_workers(sandbox)
-    send(sandbox, "Slow task...")
+    slow = "Slow task" + "." * 60  # a minute of work: still in flight however slow the machine
+    send(sandbox, slow)
     busy = first_to_receive(workers)
     (idle,) = (worker for worker in workers if worker is not busy)
 
@@ -86,11 +87,11 @@ def test_with_a_slow_task_in_flight_new_quick_tasks_all_go_to_the_idle_worker(sa
         send(sandbox, task)
     idle.wait_for(DONE, count=len(quick))
     assert busy.matching(DONE) == [], "the slow task ended before the quick ones were sent"
-    busy.wait_for(DONE)
 
     # Prefetch 1: the busy worker holds one unacked task and is given no other until it acks.
-    assert tasks_taken(busy) == ["Slow task..."]
+    assert tasks_taken(busy) == [slow]
     assert tasks_taken(idle) == quick
+    assert busy.interrupt() == 0  # its task goes back to the queue, unacknowledged
 
 
 def test_a_worker_killed_in_the_middle_of_a_task_loses_nothing(sandbox):
