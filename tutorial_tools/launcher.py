@@ -18,6 +18,7 @@ TUTORIAL_PLAIN_START=1, ScriptProcess starts `python script.py` as usual.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -152,7 +153,11 @@ class Launcher:
                     self._early[event["pid"]] = event["code"]
 
     def close(self) -> None:
-        self._sock.close()  # the launcher ends when it hears nothing more
+        # The launcher ends when it hears nothing more. A shutdown, unlike a close, also ends
+        # the listening thread's recv() at once: until then the socket stays open for both.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
         try:
             self._server.wait(timeout=10)
         except subprocess.TimeoutExpired:
