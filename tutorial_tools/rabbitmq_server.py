@@ -7,6 +7,7 @@ Every port it opens is on 127.0.0.1; the test of that is tests/test_broker.py.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -17,8 +18,14 @@ from pathlib import Path
 from typing import IO
 
 from mirakuru import TCPExecutor
-from mirakuru.base import ENV_UUID
+from mirakuru.base import ENV_UUID, cleanup_subprocesses
 from mirakuru.base_env import processes_with_env
+
+# At exit, mirakuru SIGKILLs every process whose mirakuru_uuid merely *contains* the exiting
+# process's PID ("PID:uuid4"): a `make broker` with PID 537 that ends would kill the broker of
+# a test worker with PID 5371, or one whose uuid4 has the digits 537. Each broker here is
+# stopped by whoever started it, and leftovers.py removes what a killed command left behind.
+atexit.unregister(cleanup_subprocesses)
 
 # Where a rabbitmq-server may be installed, besides PATH. Debian's /usr/sbin wrapper switches
 # to the rabbitmq user, so the real script in /usr/lib/rabbitmq/bin comes first.
