@@ -289,20 +289,17 @@ def test_a_tooling_process_that_ends_kills_no_broker_whose_marker_has_its_pid_in
     # mirakuru's own exit handler would SIGKILL every process whose mirakuru_uuid contains
     # the exiting process's PID: once in a few runs, a `make broker` ending in one test killed
     # the broker of another worker. Here a process marked with the PID of the one that ends.
-    code = (
-        "import os, subprocess, sys\n"
-        "import tutorial_tools.rabbitmq_server\n"
-        "env = dict(os.environ, mirakuru_uuid=f'{os.getpid()}1:not-its-own')\n"
-        "marked = subprocess.Popen(['sleep', '60'], env=env, start_new_session=True)\n"
-        "print(marked.pid)\n"
+    code = "import sys, tutorial_tools.rabbitmq_server\nprint(flush=True)\nsys.stdin.readline()\n"
+    ending = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT
-    )
-    assert done.returncode == 0, done.stderr
-    marked = psutil.Process(int(done.stdout))
+    ending.stdout.readline()  # it has imported the tooling
+    env = dict(os.environ, mirakuru_uuid=f"{ending.pid}1:not-its-own")
+    marked = subprocess.Popen(["sleep", "60"], env=env)
     try:
-        assert marked.status() != psutil.STATUS_ZOMBIE and marked.is_running()
+        ending.communicate(b"\n", timeout=30)
+        assert ending.returncode == 0
+        assert marked.poll() is None, "killed when the other process ended"
     finally:
         marked.kill()
-        psutil.wait_procs([marked], timeout=10)
+        marked.wait()
