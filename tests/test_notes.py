@@ -33,7 +33,9 @@ from shown import SHOWN
 from tutorial_tools.chapters import CHAPTERS, chapter
 from tutorial_tools.processes import ROOT
 
-ENGLISH = [*sorted(ROOT.glob("*/README.md")), ROOT / "README.md"]
+# The project's pages: a folder's README.md, not a tool's (pytest writes .pytest_cache/README.md).
+PAGES = [p for p in sorted(ROOT.glob("*/README.md")) if not p.parent.name.startswith(".")]
+ENGLISH = [*PAGES, ROOT / "README.md"]
 # A page in Simplified Chinese beside an English one is checked as that one is, and below.
 CHINESE = {note: zh for note in ENGLISH if (zh := note.with_name("README.zh-CN.md")).exists()}
 NOTES = [*ENGLISH, *CHINESE.values()]
