@@ -253,38 +253,6 @@ def test_no_source_at_all_names_the_three_ways_to_get_a_broker(tmp_path):
         assert way in result.stderr
 
 
-def test_a_local_broker_whose_epmd_port_was_just_taken_starts_again_with_an_epmd_of_its_own(
-    broker: Broker, monkeypatch
-):
-    # Two brokers starting at the same moment can pick the same free port for their port
-    # mapper (epmd): the second node then registers with the first one's, which goes when the
-    # first broker stops. Here the first pick is the session broker's epmd port, on purpose.
-    if broker.source != "local":
-        pytest.skip("only a local broker runs an epmd of its own")
-    from tutorial_tools import local_broker
-
-    picks: list[list[int]] = []
-
-    def first_pick_taken(count: int) -> list[int]:
-        ports = free_ports(count)
-        if not picks:
-            ports[-1] = broker.ports["epmd"]  # epmd comes last (see _start_on_free_ports)
-        picks.append(ports)
-        return ports
-
-    free_ports = local_broker.free_ports
-    monkeypatch.setattr(local_broker, "free_ports", first_pick_taken)
-    second = local_broker.LocalBroker().start()
-    try:
-        assert len(picks) == 2
-        assert second.ports["epmd"] != broker.ports["epmd"]
-        epmds = [p for p in second.process.pids() if psutil.Process(p).name() == "epmd"]
-        assert len(epmds) == 1
-        assert "tutorial" in second.rabbitmqctl("eval", "node().")
-    finally:
-        second.stop()
-
-
 def test_a_tooling_process_that_ends_kills_no_broker_whose_marker_has_its_pid_in_it():
     # mirakuru's own exit handler would SIGKILL every process whose mirakuru_uuid contains
     # the exiting process's PID: once in a few runs, a `make broker` ending in one test killed

@@ -6,14 +6,11 @@ stops; rabbitmq_server.py runs the process itself.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
-
-import psutil
 
 from tutorial_tools.addresses import masked
 from tutorial_tools.rabbitmq_server import RabbitMqServer, ServerExited, find_server, free_ports
@@ -64,24 +61,10 @@ class LocalBroker(Broker):
             self.ports = dict(zip(names, free_ports(len(names)), strict=True)) | self.fixed
             try:
                 self._start_node()
+                return
             except ServerExited:
                 if attempt == attempts:
                     raise
-                continue
-            if self._has_its_own_epmd() or attempt == attempts:
-                return
-            self.process.kill()  # and try other ports
-
-    def _has_its_own_epmd(self) -> bool:
-        """Whether the node started its own port mapper. Another broker that started at the
-        same moment may have picked the same free port for its epmd: the node then registers
-        with that one, and whatever stops that broker stops this one's epmd too."""
-        assert self.process is not None
-        names = set()
-        for pid in self.process.pids():
-            with contextlib.suppress(psutil.Error):
-                names.add(psutil.Process(pid).name())
-        return "epmd" in names
 
     def _start_node(self) -> None:
         """Start the node on self.ports; with the same name and data directory as before, it

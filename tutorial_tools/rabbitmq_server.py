@@ -37,7 +37,6 @@ CANDIDATES = (
 # Erlang's own listeners: node-to-node distribution (rabbitmqctl reaches the node through it)
 # and its port mapper, epmd, which our node starts on a port of its own and which ends with it.
 ERLANG_ON_LOOPBACK = "-kernel inet_dist_use_interface {127,0,0,1}"
-UNREACHABLE = 69  # rabbitmqctl's exit code when it cannot reach the node
 
 
 def find_server() -> str | None:
@@ -142,29 +141,22 @@ class RabbitMqServer(TCPExecutor):
         """Every process of this node: the wrapper, the Erlang VM and its helpers, its epmd."""
         return processes_with_env(ENV_UUID, self.envvars[ENV_UUID])
 
-    def rabbitmqctl(self, *args: str, attempts: int = 3) -> str:
-        """Run rabbitmqctl against this node; what it printed. Fails with RuntimeError.
-
-        On a busy machine the CLI's own Erlang node can fail to connect to the broker's in
-        time (exit code 69, before the command runs): that is tried again, twice.
-        """
+    def rabbitmqctl(self, *args: str) -> str:
+        """Run rabbitmqctl against this node; what it printed. Fails with RuntimeError, saying
+        rabbitmqctl's first line and its DIAGNOSTICS section (where it gave one)."""
         env = dict(os.environ, **self.erlang_env, RABBITMQ_CTL_ERL_ARGS=ERLANG_ON_LOOPBACK)
-        for attempt in range(1, attempts + 1):
-            result = subprocess.run(
-                [self.rabbitmqctl_path, "-n", self.node, *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            if result.returncode != UNREACHABLE or attempt == attempts:
-                break
+        result = subprocess.run(
+            [self.rabbitmqctl_path, "-n", self.node, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if result.returncode != 0:
-            said = (result.stderr or result.stdout).strip()
-            first, _, rest = said.partition("\n")
+            first, _, rest = (result.stderr or result.stdout).strip().partition("\n")
             why = rest[rest.find("DIAGNOSTICS") :] if "DIAGNOSTICS" in rest else rest
             raise RuntimeError(
-                f"rabbitmqctl {' '.join(args)} failed ({result.returncode}, attempt {attempt}): "
+                f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
                 f"{first}\n{why.strip()[:1500]}"
             )
         return result.stdout
