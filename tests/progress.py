@@ -41,6 +41,7 @@ class FileProgress:
         )
         self.builds: set[str] = set()  # what the tests that pin a RabbitMQ version ran on
         self.running: dict[str, None] = {}  # the files begun and not yet done, in that order
+        self.done = 0  # tests done (read by the thread that speaks up, never iterated there)
         self.lock = threading.Lock()
         self.last_said = self.started
         self.over = threading.Event()
@@ -59,10 +60,9 @@ class FileProgress:
         """Say where the run is whenever it has been quiet for ``quiet`` seconds."""
         while not self.over.wait(1):
             if time.monotonic() - self.last_said >= quiet:
-                done = sum(sum(counts.values()) for counts in self.outcomes.values())
                 files = ", ".join(path.removeprefix("tests/") for path in list(self.running))
                 total = sum(self.expected.values())
-                self.say(f"{self.seconds()}  {done} of {total} tests done; running {files}")
+                self.say(f"{self.seconds()}  {self.done} of {total} tests done; running {files}")
 
     def expect(self, nodeids: list[str]) -> None:
         if not self.expected:  # every worker collects the same tests
@@ -100,6 +100,7 @@ class FileProgress:
             path = _file(report.nodeid)
             outcome = "error" if report.when == "setup" and report.failed else report.outcome
             self.outcomes[path][outcome] += 1
+            self.done += 1
             done = sum(self.outcomes[path].values())
             if done == self.expected.get(path):
                 self.running.pop(path, None)
