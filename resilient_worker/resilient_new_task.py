@@ -40,8 +40,8 @@ def main(params: pika.URLParameters) -> None:
                 break  # confirmed: RabbitMQ has it
             except pika.exceptions.AMQPError as error:
                 # Lost before its confirm, or nacked: RabbitMQ may or may not have it; send again.
+                pause = min(15, 2**attempt) * random.uniform(0.5, 1)  # capped, jittered backoff
                 attempt += 1
-                pause = min(30, 2**attempt) * random.uniform(0.5, 1)  # capped, jittered backoff
                 print(f" [!] {error!r}; sending {task!r} again in {pause:.1f} s")
                 time.sleep(pause)
         print(f" [x] Sent {task}")

@@ -59,16 +59,16 @@ def main(params: pika.URLParameters) -> None:
     in_hand: list[threading.Thread] = []  # the task being worked on, if any
     # The first connection must work: a typo in RABBITMQ_URL fails at once, in one line.
     with pika.BlockingConnection(params) as connection:  # closed on the way out, if still open
-        why, attempt = consume(connection, in_hand), 1
+        why, attempt = consume(connection, in_hand), 0
     while True:
         if in_hand:  # finish the task in hand; its ack is lost with the channel: it comes again
             in_hand.pop().join()
-        pause = min(30, 2**attempt) * random.uniform(0.5, 1)  # capped, jittered backoff
+        pause = min(15, 2**attempt) * random.uniform(0.5, 1)  # capped, jittered backoff
         print(f" [!] {why}; connecting again in {pause:.1f} s")
         time.sleep(pause)
         try:
             with pika.BlockingConnection(params) as connection:
-                why, attempt = consume(connection, in_hand), 1
+                why, attempt = consume(connection, in_hand), 0
         except pika.exceptions.AMQPError as error:  # not back yet
             why, attempt = f"{error!r}", attempt + 1
 

@@ -5,7 +5,8 @@ the run is. Instead, in the first process (not in a worker), and unless -v is gi
 - one line first, on the brokers the workers are about to start, which take seconds;
 - then a line per test file once all its tests have run: its counts, and the time so far;
 - after 15 s without a line, one saying how many tests are done and which files are running;
-- at the end, which build of RabbitMQ the tests that pin a version ran on;
+- at the end, which build of RabbitMQ the tests that pin a version ran on, and what the tests
+  that count messages under a fault counted (sent, done, delivered twice, lost);
 - a passed or skipped test prints no letter (a failure still prints its F, and is reported in
   full at the end).
 """
@@ -40,6 +41,7 @@ class FileProgress:
             collections.Counter
         )
         self.builds: set[str] = set()  # what the tests that pin a RabbitMQ version ran on
+        self.counted: list[str] = []  # what the tests that count messages under a fault found
         self.running: dict[str, None] = {}  # the files begun and not yet done, in that order
         self.done = 0  # tests done (read by the thread that speaks up, never iterated there)
         self.lock = threading.Lock()
@@ -96,6 +98,10 @@ class FileProgress:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.builds.update(value for key, value in report.user_properties if key == "ran on")
+        name = report.nodeid.rpartition("::")[2]
+        self.counted += [
+            f"{name}: {value}" for key, value in report.user_properties if key == "counted"
+        ]
         if report.when == "call" or (report.when == "setup" and not report.passed):
             path = _file(report.nodeid)
             outcome = "error" if report.when == "setup" and report.failed else report.outcome
@@ -113,6 +119,8 @@ class FileProgress:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         for build in sorted(self.builds):
             terminalreporter.write_line(f"The tests that pin a RabbitMQ version ran on {build}.")
+        for line in self.counted:
+            terminalreporter.write_line(f"Counted by {line}")
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         if report.when == "call" and report.passed:

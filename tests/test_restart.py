@@ -14,6 +14,8 @@ All of it on one pytest worker (an xdist group), whose broker no other test uses
 from __future__ import annotations
 
 import re
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,6 +25,7 @@ from conftest import Sandbox, new_sandbox
 from stream_broker import up_to_marker
 from test_broker import publish_kept_message, take_message
 from test_publisher_confirms import take_all
+from test_resilient_worker import CONNECTING_AGAIN, DONE_ALREADY, PUBLISHER, WORKER
 from test_stream_failures import RECEIVERS as STREAM_RECEIVERS
 from test_stream_failures import start_consuming
 from test_stream_hello_world import GOT, RECEIVE, messages
@@ -32,8 +35,8 @@ from test_stream_offset_tracking import FIRST, STARTED, receive, send_wave, stor
 from test_stream_offset_tracking import STREAM as OFFSETS_STREAM
 from test_work_queues import DONE, send, tasks_taken, wait_for_depth
 
-from tutorial_tools.chapters import RECEIVERS
-from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.chapters import RECEIVERS, WAITING_MESSAGES
+from tutorial_tools.processes import ScriptError, ScriptProcess
 from tutorial_tools.sources import Broker
 from tutorial_tools.waiting import wait_until
 
@@ -41,6 +44,34 @@ pytestmark = [pytest.mark.restart, pytest.mark.xdist_group("restart")]
 
 HINT = "(run 'make doctor' to diagnose)"
 TASKS = ["Kept task 1", "Kept task 2", "Kept task 3"]
+LONG_TASK = "Long task.........."  # ten seconds of work: still in hand when the broker stops
+
+
+class Typist:
+    """Types tasks at the resilient publisher, each once the one before is confirmed, until
+    stopped: a stream of tasks that no restart can fall between."""
+
+    def __init__(self, publisher: ScriptProcess) -> None:
+        self.publisher = publisher
+        self.typed: list[str] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._type, daemon=True)
+        self.thread.start()
+
+    def _type(self) -> None:
+        while not self.stopped.is_set():
+            task = f"Stream task {len(self.typed) + 1}"
+            self.publisher.type_line(task)
+            self.typed.append(task)
+            try:
+                self.publisher.wait_for(rf"^ \[x\] Sent {task}$", timeout=90)
+            except ScriptError:
+                return  # the test's own wait for the publisher reports it
+
+    def stop(self) -> list[str]:
+        self.stopped.set()
+        self.thread.join(timeout=100)
+        return self.typed
 
 
 @dataclass
@@ -51,11 +82,15 @@ class Restarted:
     boxes: dict[str, Sandbox]
     receivers: dict[str, ScriptProcess] = field(default_factory=dict)  # running through it
     last_offset: int = -1  # where offset_tracking_receive.py had got to
+    typist: Typist | None = None  # typing tasks at the resilient publisher, through it
 
 
 @pytest.fixture(scope="module")
 def restarted(restartable: Broker) -> Iterator[Restarted]:
-    claims = ("kept", "after start_app", "pika", "confirms", "streams", "hello", "offsets", "tasks")
+    claims = (
+        *("kept", "after start_app", "pika", "confirms", "streams", "hello", "offsets", "tasks"),
+        "resilient",
+    )
     boxes = {claim: new_sandbox(restartable, f"restart-{claim}") for claim in claims}
     state = Restarted(restartable, boxes)
     try:
@@ -76,10 +111,21 @@ def restarted(restartable: Broker) -> Iterator[Restarted]:
         for task in TASKS:
             send(boxes["tasks"], task)
         wait_for_depth(boxes["tasks"], len(TASKS))
+        resilient = boxes["resilient"]
+        worker = state.receivers[WORKER] = resilient.start(WORKER, ready=WAITING_MESSAGES)
+        publisher = state.receivers[PUBLISHER] = resilient.start(
+            PUBLISHER, keyboard=True, ready=r"^ \[\*\] Type a task"
+        )
+        publisher.type_line(LONG_TASK)
+        worker.wait_for(rf"^ \[x\] Received {re.escape(LONG_TASK)}$")
+        state.typist = Typist(publisher)
+        publisher.wait_for(r"^ \[x\] Sent Stream task 1$")
 
         restartable.restart()
         yield state
     finally:
+        if state.typist:
+            state.typist.stop()
         for box in boxes.values():
             box.remove()
 
@@ -160,3 +206,53 @@ def test_a_stream_receiver_whose_broker_goes_away_says_so_in_one_line(restarted,
     proc = restarted.receivers[script]
     assert proc.wait(timeout=15) == 1
     assert proc.stderr == [f" [!] Subscription ended: Connection Closed {HINT}"]
+
+
+# -- the resilient worker and publisher (resilient_worker/) ------------------------------
+
+
+def done_per_task(worker: ScriptProcess) -> tuple[Counter, Counter]:
+    """How many times the worker received each task, and how many times it did its work. It
+    takes one task at a time, so the line that ends a task follows the one that received it."""
+    received: Counter = Counter()
+    done: Counter = Counter()
+    task = None
+    for line in worker.stdout:
+        if line.startswith(" [x] Received "):
+            task = line.removeprefix(" [x] Received ").removesuffix(" (redelivered)")
+            received[task] += 1
+        elif line == " [x] Done":
+            done[task] += 1
+    return received, done
+
+
+def test_the_resilient_worker_and_publisher_lose_no_task_across_a_broker_restart(
+    restarted, record_property
+):
+    worker, publisher = restarted.receivers[WORKER], restarted.receivers[PUBLISHER]
+    typist = restarted.typist
+    typed_before = len(typist.typed)
+    # Five more tasks confirmed after the broker came back, then the end of the input.
+    wait_until(lambda: len(typist.typed) > typed_before + 5, 90, "five tasks after the restart")
+    tasks = [LONG_TASK, *typist.stop()]
+    publisher.process.stdin.close()
+    assert publisher.wait(timeout=90) == 0, publisher.output
+    # Every task typed was confirmed: the one in flight when the broker went was sent again.
+    assert publisher.matching(r"^ \[x\] Sent ") == [f" [x] Sent {task}" for task in tasks]
+    assert publisher.matching(r"^ \[!\] .*; sending 'Stream task \d+' again in ")
+
+    # Every task is done; the worker saw the restart and came back by itself.
+    wait_until(lambda: set(done_per_task(worker)[1]) >= set(tasks), 90, "every task done")
+    received, done = done_per_task(worker)
+    assert worker.matching(CONNECTING_AGAIN)
+    assert set(received) == set(tasks)  # none lost, nothing else
+    assert max(done.values()) == 1  # none done twice: a task seen again is acked, not redone
+    # The long task was in hand when the broker went: its ack was lost, it came back, and the
+    # worker, which had done it, acked it then.
+    assert received[LONG_TASK] == 2 and worker.matching(DONE_ALREADY)
+    twice = sorted(task for task, times in received.items() if times > 1)
+    record_property(
+        "counted",
+        f"{len(tasks)} tasks typed and confirmed, {len(received)} received, {sum(done.values())}"
+        f" done, delivered more than once: {len(twice)} ({', '.join(twice)}), lost: 0",
+    )
