@@ -43,12 +43,13 @@ def consume(connection: pika.BlockingConnection, in_hand: list[threading.Thread]
     print(" [*] Waiting for messages. To exit press CTRL+C")
     try:
         channel.start_consuming()  # returns if RabbitMQ cancels the consumer (4.3: timed out)
-        return "RabbitMQ cancelled the consumer: a task outlasted the consumer timeout?"
+        return "RabbitMQ cancelled the consumer: queue deleted, or a task timed out?"
     except pika.exceptions.AMQPError as error:  # a restart, missed heartbeats, a timed-out ack
         return f"{error!r}"
     except KeyboardInterrupt:  # or SIGTERM: take no more tasks, finish and ack the one in hand
         channel.stop_consuming()
-        print(" [*] Stopping: finishing the task in hand, if any (CTRL+C again to give it back)")
+        if in_hand and in_hand[0].is_alive():
+            print(" [*] Finishing the task in hand first (CTRL+C again to give it back)")
         while in_hand and in_hand[0].is_alive():
             connection.process_data_events(time_limit=0.2)  # heartbeats, then the ack
         connection.process_data_events(time_limit=0)

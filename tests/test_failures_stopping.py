@@ -16,7 +16,7 @@ import time
 import pika
 import pytest
 
-from tutorial_tools.chapters import RECEIVERS
+from tutorial_tools.chapters import RECEIVERS, RECEIVERS_THAT_GIVE_UP, RECONNECTING
 from tutorial_tools.processes import ScriptProcess
 from tutorial_tools.waiting import wait_until
 
@@ -153,13 +153,14 @@ def consumed_queue(sandbox, script: str) -> str:
     """The queue a running receiver consumes: its named queue, or its server-named one."""
     named = {"hello_world/receive.py": "hello", "work_queues/worker.py": "task_queue"}
     named["rpc/rpc_server.py"] = "rpc_queue"
+    named["resilient_worker/resilient_worker.py"] = "task_queue"
     if script in named:
         return named[script]
     (queue,) = sandbox.queue_names()  # the receiver's exclusive amq.gen-... queue
     return queue
 
 
-@pytest.mark.parametrize("script", RECEIVERS)
+@pytest.mark.parametrize("script", RECEIVERS_THAT_GIVE_UP)
 def test_a_consumer_whose_queue_is_deleted_says_it_was_cancelled_and_exits_1(sandbox, script):
     proc = sandbox.start(script, *RECEIVERS[script].args, ready=RECEIVERS[script].ready)
     queue = consumed_queue(sandbox, script)
@@ -173,6 +174,24 @@ def test_a_consumer_whose_queue_is_deleted_says_it_was_cancelled_and_exits_1(san
     [line] = proc.stderr
     assert line.startswith(" [!] RabbitMQ cancelled the consumer: "), line
     assert "Traceback" not in proc.output
+
+
+@pytest.mark.parametrize("script", RECONNECTING)
+def test_a_resilient_consumer_whose_queue_is_deleted_says_so_and_consumes_from_a_new_one(
+    sandbox, script
+):
+    proc = sandbox.start(script, *RECEIVERS[script].args, ready=RECEIVERS[script].ready)
+    sandbox.broker.management.delete("queues", sandbox.vhost, consumed_queue(sandbox, script))
+    proc.wait_for(RECEIVERS[script].ready, count=2)  # it declared the queue again
+    [line] = proc.matching(r"^ \[!\] ")
+    assert re.fullmatch(
+        r" \[!\] RabbitMQ cancelled the consumer: queue deleted, or a task timed out\?; "
+        r"connecting again in \d+\.\d s",
+        line,
+    )
+    sandbox.run("resilient_worker/resilient_new_task.py", "After the deletion")
+    proc.wait_for(r"^ \[x\] Done$")
+    assert proc.interrupt() == 0
 
 
 # Every script that publishes, with its arguments, and the line it prints once the broker has

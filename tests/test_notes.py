@@ -27,6 +27,7 @@ import pika
 import pytest
 import test_notes_runs  # noqa: F401 (its rows register in SHOWN)
 import test_notes_runs_streams  # noqa: F401 (likewise)
+import test_resilient_worker  # noqa: F401 (likewise)
 from pika.adapters.blocking_connection import BlockingChannel
 from shown import SHOWN
 

@@ -1,21 +1,21 @@
 """The resilient worker chapter: chapter 2's worker broken by a real fault, and the resilient
-worker under the same fault, side by side. (The broker restart is in test_restart.py, which
-shares one restart among the chapters.)"""
+worker under the same fault. The experiments its notes show are rows (tests/shown.py), run here;
+the full broker restart is in test_restart.py, which shares one restart among the chapters."""
 
 from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Iterator
 
 import pytest
-from conftest import Sandbox, sandbox_for
+from conftest import Sandbox, new_sandbox
+from doctor_runs import checked, lines
+from shown import WHERE, Shown, check, printed, rows_of, run, shown, skip_unless_rabbitmqctl, start
 from test_versions import one_second_consumer_timeout  # noqa: F401 (a fixture)
 from test_work_queues import DONE, send, tasks_taken, wait_for_depth
 
 from tutorial_tools.chapters import WAITING_MESSAGES
 from tutorial_tools.processes import ScriptProcess
-from tutorial_tools.sources import Broker
 
 NAIVE = "work_queues/worker.py"
 WORKER = "resilient_worker/resilient_worker.py"
@@ -24,20 +24,9 @@ HEARTBEAT = "heartbeat=2"  # pika reads it from the URL: a heartbeat timeout of 
 # Eight seconds of work: four heartbeat timeouts. RabbitMQ closes a connection that stayed
 # silent for two (about 4 s here; the broker logs "missed heartbeats from client").
 LONG_TASK = "Long task........"
-STOPPING = r"^ \[\*\] Stopping: finishing the task in hand"
+FINISHING = r"^ \[\*\] Finishing the task in hand first"
 CONNECTING_AGAIN = r"^ \[!\] .*; connecting again in \d+\.\d s$"
 DONE_ALREADY = r"^ \[x\] Done already: acked without doing it again$"
-
-
-@pytest.fixture
-def other_sandbox(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A second virtual host, where the resilient worker meets the fault that the tutorial's
-    worker meets in the first one, at the same time."""
-    yield from sandbox_for(broker, f"{request.node.name}-resilient")
-
-
-def with_heartbeat(box: Sandbox) -> str:
-    return f"{box.url}?{HEARTBEAT}"
 
 
 def publish(box: Sandbox, task: str) -> None:
@@ -59,60 +48,157 @@ def nothing_left(box: Sandbox) -> None:
     assert tasks_taken(following) == ["Next task"]
 
 
-# -- a task longer than the heartbeat timeout -----------------------------------------------
+# -- what the notes show: each fault, with the tutorial's worker and with the resilient one --
+
+NAIVE_RUN = f"python {NAIVE}"
+RESILIENT_RUN = f"python {WORKER}"
+LONG_RUN = f"python work_queues/new_task.py '{LONG_TASK}'"
+STOPPED_TASK = "Stopped task.."
+FINISHING_LINE = " [*] Finishing the task in hand first (CTRL+C again to give it back)"
+HINTED = r" \(run 'make doctor' to diagnose\)"
 
 
-def test_a_task_of_four_heartbeats_costs_the_tutorials_worker_its_connection_not_the_resilient_one(
-    sandbox, other_sandbox
-):
-    naive = start_worker(sandbox, NAIVE, with_heartbeat(sandbox))
-    resilient = start_worker(other_sandbox, WORKER, with_heartbeat(other_sandbox))
-    send(sandbox, LONG_TASK)
-    send(other_sandbox, LONG_TASK)
-
-    # The tutorial's worker sleeps in its callback: pika answers no heartbeat meanwhile, and
-    # RabbitMQ closes the connection. The work gets done; the ack that follows it fails.
-    assert naive.wait(timeout=30) == 1
-    assert naive.stdout[-2:] == [f" [x] Received {LONG_TASK}", " [x] Done"]
-    [line] = naive.stderr
-    assert re.fullmatch(r" \[!\] StreamLostError: .*", line), line
-    wait_for_depth(sandbox, 1)  # the task is back in the queue, to be done all over again
-
-    # The resilient worker's I/O loop answers heartbeats while a thread does the work.
-    resilient.wait_for(DONE)
-    assert resilient.interrupt() == 0
-    assert tasks_taken(resilient) == [LONG_TASK]
-    assert resilient.matching(r"^ \[!\]") == []
-    nothing_left(other_sandbox)  # acked once, on the connection it came by
-
-
-# -- Ctrl+C or SIGTERM in the middle of a task ----------------------------------------------
-
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "SIGTERM"])
-def test_stopped_in_the_middle_of_a_task_the_resilient_worker_finishes_and_acks_it(sandbox, signum):
-    worker = start_worker(sandbox)
-    publish(sandbox, "Stopped task...")
-    worker.wait_for(r"^ \[x\] Received Stopped task")
-    assert worker.send(signum) == 0
-    assert worker.stdout[-3:] == [
-        " [*] Stopping: finishing the task in hand, if any (CTRL+C again to give it back)",
+@shown(
+    "resilient_worker",
+    [NAIVE_RUN, LONG_RUN, RESILIENT_RUN],
+    [
+        f" [x] Received {LONG_TASK}",
         " [x] Done",
-        " [*] Interrupted",
-    ]
+        re.compile(rf" \[!\] StreamLostError: .* at {re.escape(WHERE)}{HINTED}"),
+        f" [x] Received {LONG_TASK}",
+        " [x] Done",
+    ],
+)
+def a_task_of_four_heartbeats(sandbox, row, tmp_path):
+    naive_run, long_run, resilient_run = row.commands
+    other = new_sandbox(sandbox.broker, "heartbeats-resilient")
+    try:
+        naive = start(sandbox, naive_run, WAITING_MESSAGES, query=f"?{HEARTBEAT}")
+        resilient = start(other, resilient_run, WAITING_MESSAGES, query=f"?{HEARTBEAT}")
+        run(sandbox, long_run)
+        run(other, long_run)
+
+        # The tutorial's worker sleeps in its callback: pika answers no heartbeat meanwhile,
+        # and RabbitMQ closes the connection. The work gets done; the ack after it fails.
+        assert naive.wait(timeout=30) == 1
+        assert naive.stdout[-2:] == [f" [x] Received {LONG_TASK}", " [x] Done"]
+        wait_for_depth(sandbox, 1)  # the task is back in the queue, to be done all over again
+        # make doctor finds it in the broker's log where it can read it, else says where to look.
+        [note] = [line for line in lines(checked(sandbox), "note") if "missed heartbeats" in line]
+        if sandbox.broker.source == "local":
+            assert re.search(
+                r"closed \d+ connection\(s\) for missed heartbeats .*timeout 2 s", note
+            )
+
+        # The resilient worker's I/O loop answers heartbeats while a thread does the work.
+        resilient.wait_for(DONE)
+        assert resilient.interrupt() == 0
+        assert tasks_taken(resilient) == [LONG_TASK]
+        assert resilient.matching(r"^ \[!\]") == []
+        nothing_left(other)  # acked once, on the connection it came by
+        return printed(naive, resilient)
+    finally:
+        other.remove()
+
+
+@shown(
+    "resilient_worker",
+    [RESILIENT_RUN, f"python {PUBLISHER} '{STOPPED_TASK}'"],
+    [f" [x] Received {STOPPED_TASK}", FINISHING_LINE, " [x] Done", " [*] Interrupted"],
+)
+def ctrl_c_in_the_middle_of_a_task(sandbox, row, tmp_path):
+    worker = start(sandbox, row.commands[0], WAITING_MESSAGES)
+    run(sandbox, row.commands[1])
+    worker.wait_for(rf"^ \[x\] Received {STOPPED_TASK}")
+    assert worker.interrupt() == 0
+    assert worker.stdout[-3:] == [FINISHING_LINE, " [x] Done", " [*] Interrupted"]
     nothing_left(sandbox)
+    return printed(worker)
 
 
-def test_ctrl_c_twice_gives_the_task_in_hand_back(sandbox):
-    worker = start_worker(sandbox)
-    publish(sandbox, "Given back task..........")
+@shown(
+    "resilient_worker",
+    [RESILIENT_RUN, f"python {PUBLISHER} 'Given back task..........'"],
+    [FINISHING_LINE, " [*] Interrupted"],
+)
+def ctrl_c_twice(sandbox, row, tmp_path):
+    worker = start(sandbox, row.commands[0], WAITING_MESSAGES)
+    run(sandbox, row.commands[1])
     worker.wait_for(r"^ \[x\] Received Given back task")
     worker.process.send_signal(signal.SIGINT)
-    worker.wait_for(STOPPING)
+    worker.wait_for(FINISHING)
     assert worker.interrupt() == 0
     assert worker.matching(DONE) == []
     assert worker.stdout[-1] == " [*] Interrupted"
     wait_for_depth(sandbox, 1)  # unacknowledged when the connection closed: back in the queue
+    return printed(worker)
+
+
+RESTART_TASK = "Restart task....."  # five seconds: in hand while RabbitMQ stops
+FORCED = (
+    ' [!] ConnectionClosedByBroker: (320) "CONNECTION_FORCED - broker forced connection '
+    "closure with reason 'shutdown'\"; connecting again in "
+)
+
+
+@shown(
+    "resilient_worker",
+    [RESILIENT_RUN, f"python {PUBLISHER}", "rabbitmqctl stop_app", "rabbitmqctl start_app"],
+    [
+        " [*] Type a task per line, Enter to send it. To exit press CTRL+D",
+        f" [x] Sent {RESTART_TASK}",
+        f" [x] Received {RESTART_TASK}",
+        " [x] Done",
+        " [!] The connection is gone: the task stays unacknowledged, RabbitMQ gives it again",
+        re.compile(re.escape(FORCED) + r"\d+\.\d s"),
+        re.compile(r" \[!\] AMQPConnectionError: .*; connecting again in \d+\.\d s"),
+        re.compile(r" \[!\] .*; sending 'Typed while it is down' again in \d+\.\d s"),
+        f" [x] Received {RESTART_TASK} (redelivered)",
+        " [x] Done already: acked without doing it again",
+        " [x] Sent Typed while it is down",
+        " [x] Received Typed while it is down",
+    ],
+)
+def rabbitmq_stops_and_starts_under_the_resilient_pair(sandbox, row, tmp_path):
+    skip_unless_rabbitmqctl(sandbox)
+    worker = start(sandbox, row.commands[0], WAITING_MESSAGES)
+    publisher = start_publisher(sandbox)
+    publisher.type_line(RESTART_TASK)
+    worker.wait_for(rf"^ \[x\] Received {re.escape(RESTART_TASK)}$")
+    sandbox.rabbitmqctl("stop_app")
+    try:
+        worker.wait_for(CONNECTING_AGAIN, count=2)  # lost, and refused while RabbitMQ is down
+        publisher.type_line("Typed while it is down")
+        publisher.wait_for(r"; sending 'Typed while it is down' again in ")
+    finally:
+        sandbox.rabbitmqctl("start_app")
+    worker.wait_for(r"^ \[x\] Received Typed while it is down$", timeout=60)
+    worker.wait_for(DONE, count=2)
+    publisher.process.stdin.close()
+    assert publisher.wait() == 0
+    assert worker.interrupt() == 0
+    assert len(worker.matching(DONE_ALREADY)) == 1  # done once, received twice
+    nothing_left(sandbox)
+    return printed(worker, publisher)
+
+
+def start_publisher(box: Sandbox) -> ScriptProcess:
+    """The resilient publisher reading tasks from its terminal, as typed."""
+    return box.start(PUBLISHER, keyboard=True, ready=r"^ \[\*\] Type a task")
+
+
+@pytest.mark.parametrize("row", rows_of(__name__))
+def test_what_the_notes_show_is_what_the_scripts_print(sandbox, tmp_path, row: Shown):
+    check(sandbox, tmp_path, row)
+
+
+def test_sigterm_in_the_middle_of_a_task_finishes_and_acks_it_like_ctrl_c(sandbox):
+    worker = start_worker(sandbox)
+    publish(sandbox, STOPPED_TASK)
+    worker.wait_for(rf"^ \[x\] Received {STOPPED_TASK}")
+    assert worker.terminate() == 0
+    assert worker.stdout[-3:] == [FINISHING_LINE, " [x] Done", " [*] Interrupted"]
+    nothing_left(sandbox)
 
 
 def test_a_typo_in_the_url_fails_at_once_in_one_line_rather_than_retrying(sandbox, port):
@@ -146,7 +232,7 @@ def test_on_4_3_a_task_past_the_consumer_timeout_is_taken_again_and_acked_not_re
     worker = outlast_the_consumer_timeout(sandbox)
     [why] = worker.matching(CONNECTING_AGAIN)
     assert why.startswith(
-        " [!] RabbitMQ cancelled the consumer: a task outlasted the consumer timeout?;"
+        " [!] RabbitMQ cancelled the consumer: queue deleted, or a task timed out?;"
     )
 
 

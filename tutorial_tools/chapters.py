@@ -34,6 +34,7 @@ from tutorial_tools.chapters_pika import (
     HELLO_WORLD,
     PUBLISH_SUBSCRIBE,
     PUBLISHER_CONFIRMS,
+    RESILIENT_WORKER,
     ROUTING,
     RPC,
     TOPICS,
@@ -52,6 +53,9 @@ __all__ = [
     "PUBLISH_SUBSCRIBE",
     "QUORUM",
     "RECEIVERS",
+    "RECEIVERS_THAT_GIVE_UP",
+    "RECONNECTING",
+    "RESILIENT_WORKER",
     "ROUTING",
     "RPC",
     "SCRIPTS",
@@ -77,6 +81,7 @@ __all__ = [
 CHAPTERS: tuple[Chapter, ...] = (
     HELLO_WORLD,
     WORK_QUEUES,
+    RESILIENT_WORKER,
     PUBLISH_SUBSCRIBE,
     ROUTING,
     TOPICS,
@@ -101,6 +106,10 @@ def _first_runs(client: str) -> dict[str, Terminal | Step]:
 # ends). The stream scripts, on rstream, fail and stop in ways of their own: STREAM_SCRIPTS.
 SCRIPTS = _first_runs("pika")
 RECEIVERS = {script: part for script, part in SCRIPTS.items() if isinstance(part, Terminal)}
+# Those that end, saying why in one line, when their broker or their queue goes away. The
+# resilient worker connects again instead: that is its chapter.
+RECONNECTING = ("resilient_worker/resilient_worker.py",)
+RECEIVERS_THAT_GIVE_UP = {s: term for s, term in RECEIVERS.items() if s not in RECONNECTING}
 STREAM_SCRIPTS = _first_runs("rstream")
 
 

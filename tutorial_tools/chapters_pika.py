@@ -74,6 +74,34 @@ WORK_QUEUES = Chapter(
     queues=(("task_queue", QUORUM),),
 )
 
+RESILIENT_WORKER = Chapter(
+    "resilient_worker",
+    "Resilient worker",
+    terminals=(
+        Terminal(
+            "resilient worker",
+            "resilient_worker/resilient_worker.py",
+            ready=WAITING_MESSAGES,
+            message=r"^ \[x\] Received ",
+            finished=r"^ \[x\] Done$",
+        ),
+    ),
+    steps=tuple(
+        Step(
+            "resilient_worker/resilient_new_task.py",
+            (task,),
+            (
+                Expect(f" [x] Sent {task}", (SENDER,)),
+                Expect(f" [x] Received {task}", ("resilient worker",)),
+            ),
+            says=f"task {task!r}, confirmed, with a message_id; done in a thread of its own",
+        )
+        for task in ("First task.", "Second task...")
+    ),
+    showed="each task was confirmed to the publisher, done once and acked from the I/O thread",
+    queues=(("task_queue", QUORUM),),
+)
+
 PUBLISH_SUBSCRIBE = Chapter(
     "publish_subscribe",
     "Publish/Subscribe",

@@ -1,7 +1,8 @@
 """make doctor's AMQP half: what stands between the pika chapter scripts (1 to 7) and the broker.
 
 The URL; that RabbitMQ answers at its host and port in AMQP; the login and the virtual host; the
-broker's product and version; resource alarms; and each queue and exchange the chapters declare.
+broker's product and version; resource alarms; each queue and exchange the chapters declare;
+and connections the broker closed for missed heartbeats (doctor_heartbeats.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pika
 
 from tutorial_tools.addresses import DEFAULT_URL, management_url_for, printable
 from tutorial_tools.chapters import CHAPTERS
+from tutorial_tools.doctor_heartbeats import check_heartbeats
 from tutorial_tools.doctor_report import (
     TIMEOUT,
     Report,
@@ -22,7 +24,7 @@ from tutorial_tools.doctor_report import (
     grant_command,
     listener_answer,
 )
-from tutorial_tools.management import ManagementError
+from tutorial_tools.management import ManagementApi, ManagementError
 from tutorial_tools.probes import probe_blocked, server_properties
 from tutorial_tools.url_broker import UrlBroker
 
@@ -49,6 +51,7 @@ class AmqpChecks:
             self.check_versions(connection)
             self.check_alarms()
             Declarations(self.report, connection, params.virtual_host).check()
+            check_heartbeats(self.report, self.management(), params.virtual_host)
         finally:
             if connection.is_open:
                 connection.close()
@@ -135,12 +138,14 @@ class AmqpChecks:
         self.report.ok(f"user {user!r} logged in to virtual host {vhost!r}")
         return connection
 
+    def management(self) -> ManagementApi:
+        management_url = self.management_url or management_url_for(self.url)
+        return UrlBroker(self.url, management_url=management_url).management
+
     def vhost_exists(self, params: pika.URLParameters) -> bool | None:
         """Ask the management API; None when it does not answer (the plugin may be off)."""
-        management_url = self.management_url or management_url_for(self.url)
-        api = UrlBroker(self.url, management_url=management_url).management
         try:
-            vhosts = api.get("vhosts") or []
+            vhosts = self.management().get("vhosts") or []
         except ManagementError:
             return None
         return params.virtual_host in {vhost["name"] for vhost in vhosts}
@@ -193,9 +198,15 @@ class Declarations:
         self.absent: list[str] = []  # "queue NAME", "exchange NAME": the scripts declare them
 
     def check(self) -> None:
+        # A queue that several chapters share (task_queue: chapter 2 and the resilient worker)
+        # is checked once, under all their names; they declare it alike.
+        queues: dict[str, tuple[list[str], dict]] = {}
         for chapter in CHAPTERS:
             for name, arguments in chapter.queues:
-                self.check_queue(chapter.slug, name, dict(arguments))
+                queues.setdefault(name, ([], dict(arguments)))[0].append(chapter.slug)
+        for name, (slugs, arguments) in queues.items():
+            self.check_queue(", ".join(slugs), name, arguments)
+        for chapter in CHAPTERS:
             for name, kind in chapter.exchanges:
                 self.check_exchange(chapter.slug, name, kind)
         if self.absent:

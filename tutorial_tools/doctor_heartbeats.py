@@ -1,0 +1,72 @@
+"""make doctor on heartbeats: connections RabbitMQ closed because a client stopped answering.
+
+A pika BlockingConnection answers heartbeats only while its I/O loop runs. A worker whose
+callback works for longer than about two heartbeat timeouts (the tutorial's worker sleeping
+through a long task) misses them, and RabbitMQ closes its connection, logging "missed heartbeats
+from client". Nothing of it is left in the connection list: the broker's log is where it shows.
+The management API names each node's log files; where one is a file on this machine (a broker
+started by `make broker`, a local rabbitmq-server) the doctor reads its tail, otherwise it says
+where to look. It also gives the heartbeat timeouts of the connections open now.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tutorial_tools.doctor_report import Report
+from tutorial_tools.management import ManagementApi, ManagementError
+
+MISSED = re.compile(r"missed heartbeats from client, timeout: (\d+)s")
+CLOSING = re.compile(r"closing AMQP connection \S+ \(([^)]*)\)")
+TAIL = 4_000_000  # the last 4 MB of a log: recent enough, and quick to read
+FIX = (
+    "a script kept its connection's I/O loop from running for two heartbeat timeouts, as "
+    "a long task in a pika callback does: run the work in a thread of its own and ack through "
+    "add_callback_threadsafe (see resilient_worker/), or raise the heartbeat timeout"
+)
+
+
+def missed_heartbeats(log: Path) -> list[str]:
+    """For each connection the log says was closed for missed heartbeats: its addresses and
+    timeout, as "127.0.0.1:43168 -> 127.0.0.1:5672, timeout 2 s"."""
+    with log.open("rb") as file:
+        file.seek(max(0, log.stat().st_size - TAIL))
+        text = file.read().decode("utf-8", errors="replace")
+    found, peer = [], "?"
+    for line in text.splitlines():
+        if closing := CLOSING.search(line):
+            peer = closing[1]
+        if missed := MISSED.search(line):
+            found.append(f"{peer}, timeout {missed[1]} s")
+    return found
+
+
+def check_heartbeats(report: Report, api: ManagementApi, vhost: str) -> None:
+    try:
+        nodes = api.get("nodes")
+        connections = api.get("vhosts", vhost, "connections")
+    except ManagementError:
+        return  # the management API is the only way in; its absence is reported elsewhere
+    timeouts = sorted({c.get("timeout") for c in connections if c.get("timeout") is not None})
+    if timeouts:
+        listed = ", ".join("off" if t == 0 else f"{t} s" for t in timeouts)
+        report.ok(f"{len(connections)} connection(s) open; heartbeat timeouts: {listed}")
+    for node in nodes:
+        logs = [Path(name) for name in node.get("log_files", []) if Path(name).is_file()]
+        if not logs:
+            where = ", ".join(node.get("log_files", [])) or "its log files not named"
+            report.ok(
+                f"node {node['name']} logs where the doctor cannot read ({where}): a connection "
+                "it closed for missed heartbeats shows there as 'missed heartbeats from client' "
+                "('docker compose logs rabbitmq | grep -B1 missed' for the compose file)"
+            )
+            continue
+        closed = [entry for log in logs for entry in missed_heartbeats(log)]
+        if closed:
+            report.note(
+                f"node {node['name']} closed {len(closed)} connection(s) for missed heartbeats "
+                f"(the last: {closed[-1]}): {FIX}"
+            )
+        else:
+            report.ok(f"node {node['name']} closed no connection for missed heartbeats")
