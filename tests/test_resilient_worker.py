@@ -64,7 +64,7 @@ HINTED = r" \(run 'make doctor' to diagnose\)"
     [
         f" [x] Received {LONG_TASK}",
         " [x] Done",
-        re.compile(rf" \[!\] StreamLostError: .* at {re.escape(WHERE)}{HINTED}"),
+        re.compile(rf" \[!\] StreamLostError: .* at {re.escape(WHERE)}(\?{HEARTBEAT})?{HINTED}"),
         f" [x] Received {LONG_TASK}",
         " [x] Done",
     ],
