@@ -121,6 +121,7 @@ ORDER = (
     "test_notes_runs.py",
     "test_doctor_streams.py",
     "test_broker.py",
+    "test_resilient_worker.py",
     "test_stream_offset_tracking.py",
     "test_tour.py",
     "test_notes_runs_streams.py",

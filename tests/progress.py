@@ -99,9 +99,9 @@ class FileProgress:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.builds.update(value for key, value in report.user_properties if key == "ran on")
         name = report.nodeid.rpartition("::")[2]
-        self.counted += [
-            f"{name}: {value}" for key, value in report.user_properties if key == "counted"
-        ]
+        for key, value in report.user_properties:  # in the reports of each phase after it
+            if key == "counted" and f"{name}: {value}" not in self.counted:
+                self.counted.append(f"{name}: {value}")
         if report.when == "call" or (report.when == "setup" and not report.passed):
             path = _file(report.nodeid)
             outcome = "error" if report.when == "setup" and report.failed else report.outcome
