@@ -13,16 +13,7 @@ import time
 import pika
 
 done: set[str] = set()  # the message_id of every task done here: one delivered again is skipped
-
-
-def work(channel, method, properties, body) -> None:
-    time.sleep(body.count(b"."))  # in a thread of its own: the main thread answers heartbeats
-    done.add(properties.message_id)
-    print(" [x] Done")
-    try:  # the one pika call another thread may make: the ack runs on the connection's thread
-        channel.connection.add_callback_threadsafe(lambda: channel.basic_ack(method.delivery_tag))
-    except pika.exceptions.ConnectionWrongStateError:  # closed meanwhile: it will come again
-        print(" [!] The connection is gone: the task stays unacknowledged, RabbitMQ gives it again")
+stopping = threading.Event()  # set by Ctrl+C or SIGTERM; looked at between pika's calls
 
 
 def consume(connection: pika.BlockingConnection, in_hand: list[threading.Thread]) -> str:
@@ -30,48 +21,57 @@ def consume(connection: pika.BlockingConnection, in_hand: list[threading.Thread]
     channel.queue_declare(queue="task_queue", durable=True, arguments={"x-queue-type": "quorum"})
     channel.basic_qos(prefetch_count=1)
 
+    def work(method, properties, body) -> None:  # in a thread of its own
+        time.sleep(body.count(b"."))  # meanwhile, the main thread goes on answering heartbeats
+        done.add(properties.message_id)
+        print(" [x] Done")
+        try:  # the one pika call another thread may make: the ack runs on the I/O thread
+            connection.add_callback_threadsafe(lambda: channel.basic_ack(method.delivery_tag))
+        except pika.exceptions.ConnectionWrongStateError:  # closed meanwhile: it comes again
+            print(" [!] The connection is gone: no ack; RabbitMQ gives the task again")
+
     def on_message(ch, method, props, body):
-        again = " (redelivered)" if method.redelivered else ""
-        print(f" [x] Received {body.decode(errors='backslashreplace')}{again}")
+        print(f" [x] Received {body.decode(errors='backslashreplace')}")
         if props.message_id and props.message_id in done:  # its ack was lost: not twice
             print(" [x] Done already: acked without doing it again")
             return ch.basic_ack(method.delivery_tag)
-        in_hand[:] = [threading.Thread(target=work, args=(ch, method, props, body), daemon=True)]
+        in_hand[:] = [threading.Thread(target=work, args=(method, props, body), daemon=True)]
         in_hand[0].start()
 
     channel.basic_consume(queue="task_queue", on_message_callback=on_message)
     print(" [*] Waiting for messages. To exit press CTRL+C")
-    try:
-        channel.start_consuming()  # returns if RabbitMQ cancels the consumer (4.3: timed out)
-        return "RabbitMQ cancelled the consumer: queue deleted, or a task timed out?"
+    try:  # until RabbitMQ cancels the consumer, or Ctrl+C and the task in hand is acked
+        while channel.consumer_tags or (stopping.is_set() and in_hand and in_hand[0].is_alive()):
+            connection.process_data_events(time_limit=0.2)  # heartbeats, tasks, acks
+            if stopping.is_set() and channel.consumer_tags:  # take no more tasks
+                channel.stop_consuming()
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C again: now
+                if in_hand and in_hand[0].is_alive():
+                    print(" [*] Finishing the task in hand first (CTRL+C again to give it back)")
+        connection.process_data_events(time_limit=0)  # the last ack, if it came just now
     except pika.exceptions.AMQPError as error:  # a restart, missed heartbeats, a timed-out ack
         return f"{error!r}"
-    except KeyboardInterrupt:  # or SIGTERM: take no more tasks, finish and ack the one in hand
-        channel.stop_consuming()
-        if in_hand and in_hand[0].is_alive():
-            print(" [*] Finishing the task in hand first (CTRL+C again to give it back)")
-        while in_hand and in_hand[0].is_alive():
-            connection.process_data_events(time_limit=0.2)  # heartbeats, then the ack
-        connection.process_data_events(time_limit=0)
-        raise
+    return "RabbitMQ ended the consumer: queue deleted, or a task timed out?"
 
 
 def main(params: pika.URLParameters) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a flag: no KeyboardInterrupt inside pika
+        signal.signal(signum, lambda *_: stopping.set())
     in_hand: list[threading.Thread] = []  # the task being worked on, if any
-    # The first connection must work: a typo in RABBITMQ_URL fails at once, in one line.
-    with pika.BlockingConnection(params) as connection:  # closed on the way out, if still open
+    with pika.BlockingConnection(params) as connection:  # the first must work: a typo fails now
         why, attempt = consume(connection, in_hand), 0
-    while True:
+    while not stopping.is_set():
         if in_hand:  # finish the task in hand; its ack is lost with the channel: it comes again
             in_hand.pop().join()
         pause = min(15, 2**attempt) * random.uniform(0.5, 1)  # capped, jittered backoff
         print(f" [!] {why}; connecting again in {pause:.1f} s")
-        time.sleep(pause)
+        stopping.wait(pause)  # cut short by Ctrl+C or SIGTERM
         try:
             with pika.BlockingConnection(params) as connection:
                 why, attempt = consume(connection, in_hand), 0
         except pika.exceptions.AMQPError as error:  # not back yet
             why, attempt = f"{error!r}", attempt + 1
+    raise KeyboardInterrupt  # the common tail below says " [*] Interrupted"
 
 
 if __name__ == "__main__":  # the same in every chapter script: where, Ctrl+C, errors in one line

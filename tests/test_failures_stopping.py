@@ -185,7 +185,7 @@ def test_a_resilient_consumer_whose_queue_is_deleted_says_so_and_consumes_from_a
     proc.wait_for(RECEIVERS[script].ready, count=2)  # it declared the queue again
     [line] = proc.matching(r"^ \[!\] ")
     assert re.fullmatch(
-        r" \[!\] RabbitMQ cancelled the consumer: queue deleted, or a task timed out\?; "
+        r" \[!\] RabbitMQ ended the consumer: queue deleted, or a task timed out\?; "
         r"connecting again in \d+\.\d s",
         line,
     )

@@ -220,7 +220,7 @@ def done_per_task(worker: ScriptProcess) -> tuple[Counter, Counter]:
     task = None
     for line in worker.stdout:
         if line.startswith(" [x] Received "):
-            task = line.removeprefix(" [x] Received ").removesuffix(" (redelivered)")
+            task = line.removeprefix(" [x] Received ")
             received[task] += 1
         elif line == " [x] Done":
             done[task] += 1
