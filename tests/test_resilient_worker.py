@@ -10,7 +10,18 @@ import signal
 import pytest
 from conftest import Sandbox, new_sandbox
 from doctor_runs import checked, lines
-from shown import WHERE, Shown, check, printed, rows_of, run, shown, skip_unless_rabbitmqctl, start
+from shown import (
+    HINT,
+    WHERE,
+    Shown,
+    check,
+    printed,
+    rows_of,
+    run,
+    shown,
+    skip_unless_rabbitmqctl,
+    start,
+)
 from test_versions import one_second_consumer_timeout  # noqa: F401 (a fixture)
 from test_work_queues import DONE, send, tasks_taken, wait_for_depth
 
@@ -24,7 +35,6 @@ HEARTBEAT = "heartbeat=2"  # pika reads it from the URL: a heartbeat timeout of 
 # Eight seconds of work: four heartbeat timeouts. RabbitMQ closes a connection that stayed
 # silent for two (about 4 s here; the broker logs "missed heartbeats from client").
 LONG_TASK = "Long task........"
-FINISHING = r"^ \[\*\] Finishing the task in hand first"
 CONNECTING_AGAIN = r"^ \[!\] .*; connecting again in \d+\.\d s$"
 DONE_ALREADY = r"^ \[x\] Done already: acked without doing it again$"
 
@@ -35,8 +45,8 @@ def publish(box: Sandbox, task: str) -> None:
     assert (sender.process.returncode, sender.stdout) == (0, [f" [x] Sent {task}"]), sender.output
 
 
-def start_worker(box: Sandbox, script: str = WORKER, url: str | None = None) -> ScriptProcess:
-    return box.start(script, ready=WAITING_MESSAGES, env={"RABBITMQ_URL": url or box.url})
+def start_worker(box: Sandbox, script: str = WORKER) -> ScriptProcess:
+    return box.start(script, ready=WAITING_MESSAGES)
 
 
 def nothing_left(box: Sandbox) -> None:
@@ -54,8 +64,8 @@ NAIVE_RUN = f"python {NAIVE}"
 RESILIENT_RUN = f"python {WORKER}"
 LONG_RUN = f"python work_queues/new_task.py '{LONG_TASK}'"
 STOPPED_TASK = "Stopped task.."
+WHERE_RE = re.escape(WHERE)
 FINISHING_LINE = " [*] Finishing the task in hand first (CTRL+C again to give it back)"
-HINTED = r" \(run 'make doctor' to diagnose\)"
 
 
 @shown(
@@ -64,7 +74,7 @@ HINTED = r" \(run 'make doctor' to diagnose\)"
     [
         f" [x] Received {LONG_TASK}",
         " [x] Done",
-        re.compile(rf" \[!\] StreamLostError: .* at {re.escape(WHERE)}(\?{HEARTBEAT})?{HINTED}"),
+        re.compile(rf" \[!\] StreamLostError: .* at {WHERE_RE}(\?{HEARTBEAT})? {re.escape(HINT)}"),
         f" [x] Received {LONG_TASK}",
         " [x] Done",
     ],
@@ -126,7 +136,7 @@ def ctrl_c_twice(sandbox, row, tmp_path):
     run(sandbox, row.commands[1])
     worker.wait_for(r"^ \[x\] Received Given back task")
     worker.process.send_signal(signal.SIGINT)
-    worker.wait_for(FINISHING)
+    worker.wait_for(f"^{re.escape(FINISHING_LINE)}$")
     assert worker.interrupt() == 0
     assert worker.matching(DONE) == []
     assert worker.stdout[-1] == " [*] Interrupted"

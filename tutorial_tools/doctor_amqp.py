@@ -51,7 +51,7 @@ class AmqpChecks:
             self.check_versions(connection)
             self.check_alarms()
             Declarations(self.report, connection, params.virtual_host).check()
-            check_heartbeats(self.report, self.management(), params.virtual_host)
+            check_heartbeats(self.report, self.management())
         finally:
             if connection.is_open:
                 connection.close()
