@@ -12,14 +12,16 @@ where to look.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tutorial_tools.doctor_report import Report
 from tutorial_tools.management import ManagementApi, ManagementError
 
-MISSED = re.compile(r"missed heartbeats from client, timeout: (\d+)s")
+MISSED = re.compile(r"^(\S+ \S+) .*missed heartbeats from client, timeout: (\d+)s")
 CLOSING = re.compile(r"closing AMQP connection \S+ \(([^)]*)\)")
-TAIL = 4_000_000  # the last 4 MB of a log: recent enough, and quick to read
+TAIL = 4_000_000  # the last 4 MB of a log: quick to read
+RECENT = timedelta(hours=1)  # older closures are history: the script may have been fixed since
 FIX = (
     "a script kept its connection's I/O loop from running for two heartbeat timeouts, as "
     "a long task in a pika callback does: run the work in a thread of its own and ack through "
@@ -28,8 +30,10 @@ FIX = (
 
 
 def missed_heartbeats(log: Path) -> list[str]:
-    """For each connection the log says was closed for missed heartbeats: its addresses and
-    timeout, as "127.0.0.1:43168 -> 127.0.0.1:5672, timeout 2 s"."""
+    """For each connection the log says was closed for missed heartbeats in the last hour: its
+    addresses and timeout, as "127.0.0.1:43168 -> 127.0.0.1:5672, timeout 2 s". (Each line of
+    the log starts with its time: "2026-12-02 14:07:51.998741+00:00 [error] ...".)"""
+    since = datetime.now(timezone.utc) - RECENT
     with log.open("rb") as file:
         file.seek(max(0, log.stat().st_size - TAIL))
         text = file.read().decode("utf-8", errors="replace")
@@ -37,8 +41,9 @@ def missed_heartbeats(log: Path) -> list[str]:
     for line in text.splitlines():
         if closing := CLOSING.search(line):
             peer = closing[1]
-        if missed := MISSED.search(line):
-            found.append(f"{peer}, timeout {missed[1]} s")
+        missed = MISSED.search(line)
+        if missed and datetime.fromisoformat(missed[1]) >= since:
+            found.append(f"{peer}, timeout {missed[2]} s")
     return found
 
 
@@ -61,7 +66,7 @@ def check_heartbeats(report: Report, api: ManagementApi) -> None:
         if closed:
             report.note(
                 f"node {node['name']} closed {len(closed)} connection(s) for missed heartbeats "
-                f"(the last: {closed[-1]}): {FIX}"
+                f"in the last hour (the last: {closed[-1]}): {FIX}"
             )
         else:
-            report.ok(f"node {node['name']} closed no connection for missed heartbeats")
+            report.ok(f"node {node['name']} closed no connection for missed heartbeats lately")
