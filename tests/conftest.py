@@ -122,6 +122,7 @@ ORDER = (
     "test_doctor_streams.py",
     "test_broker.py",
     "test_resilient_worker.py",
+    "test_dead_letters.py",
     "test_stream_offset_tracking.py",
     "test_tour.py",
     "test_notes_runs_streams.py",

@@ -151,9 +151,11 @@ HINT = "(run 'make doctor' to diagnose)"
 
 def consumed_queue(sandbox, script: str) -> str:
     """The queue a running receiver consumes: its named queue, or its server-named one."""
-    named = {"hello_world/receive.py": "hello", "work_queues/worker.py": "task_queue"}
-    named["rpc/rpc_server.py"] = "rpc_queue"
-    named["resilient_worker/resilient_worker.py"] = "task_queue"
+    named = {"hello_world/receive.py": "hello", "rpc/rpc_server.py": "rpc_queue"}
+    for worker in ("work_queues/worker.py", "resilient_worker/resilient_worker.py"):
+        named[worker] = "task_queue"
+    for worker in ("dead_letters/poison_worker.py", "dead_letters/retry_worker.py"):
+        named[worker] = "task_queue"
     if script in named:
         return named[script]
     (queue,) = sandbox.queue_names()  # the receiver's exclusive amq.gen-... queue

@@ -31,6 +31,7 @@ from tutorial_tools.chapter_types import (
 )
 from tutorial_tools.chapters_pika import (
     CONFIRM_STRATEGIES,
+    DEAD_LETTERS,
     HELLO_WORLD,
     PUBLISH_SUBSCRIBE,
     PUBLISHER_CONFIRMS,
@@ -48,6 +49,7 @@ __all__ = [
     "AWAITING_RPC",
     "CHAPTERS",
     "CONFIRM_STRATEGIES",
+    "DEAD_LETTERS",
     "HELLO_WORLD",
     "PUBLISHER_CONFIRMS",
     "PUBLISH_SUBSCRIBE",
@@ -82,6 +84,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     HELLO_WORLD,
     WORK_QUEUES,
     RESILIENT_WORKER,
+    DEAD_LETTERS,
     PUBLISH_SUBSCRIBE,
     ROUTING,
     TOPICS,
@@ -104,7 +107,12 @@ def _first_runs(client: str) -> dict[str, Terminal | Step]:
 # Every pika chapter script once, with the arguments its chapter first runs it with: a
 # terminal (a script that waits, with the line it prints once it does) or a step (one that
 # ends). The stream scripts, on rstream, fail and stop in ways of their own: STREAM_SCRIPTS.
-SCRIPTS = _first_runs("pika")
+# The notes run one script the tour does not: here with its first run, so that the tests of
+# every script's failures take it too.
+OUTSIDE_THE_TOUR = (
+    Terminal("poison worker", "dead_letters/poison_worker.py", ready=WAITING_MESSAGES),
+)
+SCRIPTS = {**_first_runs("pika"), **{term.script: term for term in OUTSIDE_THE_TOUR}}
 RECEIVERS = {script: part for script, part in SCRIPTS.items() if isinstance(part, Terminal)}
 # Those that end, saying why in one line, when their broker or their queue goes away. The
 # resilient worker connects again instead: that is its chapter.

@@ -102,6 +102,71 @@ RESILIENT_WORKER = Chapter(
     queues=(("task_queue", QUORUM),),
 )
 
+POISON = "A poison task"  # the chapter's workers cannot do a task with 'poison' in it
+RETRY_WAIT = (("x-message-ttl", 2000), ("x-dead-letter-exchange", ""))
+DEAD_LETTERS = Chapter(
+    "dead_letters",
+    "Dead letters and retries",
+    terminals=(
+        Terminal(
+            "retry worker",
+            "dead_letters/retry_worker.py",
+            ready=WAITING_MESSAGES,
+            message=r"^ \[x\] Received ",
+            finished=r"^ \[x\] Done$|^ \[!\] Failed: ",
+        ),
+    ),
+    steps=(
+        Step(
+            "work_queues/new_task.py",
+            ("First task.",),
+            (
+                Expect(" [x] Sent First task.", (SENDER,)),
+                Expect(" [x] Received First task.", ("retry worker",)),
+            ),
+            says="a task the worker can do: done once",
+        ),
+        Step(
+            "work_queues/new_task.py",
+            (POISON,),
+            (
+                Expect(f" [x] Sent {POISON}", (SENDER,)),
+                Expect(f" [x] Received {POISON}", ("retry worker",)),
+                Expect(f" [x] Received {POISON} (attempt 2 of 3)", ("retry worker",)),
+                Expect(f" [x] Received {POISON} (attempt 3 of 3)", ("retry worker",)),
+            ),
+            says="a task it cannot do: tried 3 times, 2 s apart (task_queue_wait), then parked",
+        ),
+        Step(
+            "dead_letters/parking_lot.py",
+            expect=(
+                Expect(
+                    f" [x] Parked {POISON} (x-attempts: 3, last error: "
+                    "ValueError('cannot do a poison task'))",
+                    (SENDER,),
+                ),
+                Expect(" [*] 1 task(s) in the parking lot", (SENDER,)),
+            ),
+            says="parking_lot.py shows the parked task and why it is there",
+        ),
+        Step(
+            "work_queues/new_task.py",
+            ("Last task.",),
+            (
+                Expect(" [x] Sent Last task.", (SENDER,)),
+                Expect(" [x] Received Last task.", ("retry worker",)),
+            ),
+            says="the next task: the worker goes on",
+        ),
+    ),
+    showed="the task it could not do was tried 3 times, then parked; the others were done once",
+    queues=(
+        ("task_queue", QUORUM),
+        ("task_queue_wait", (*QUORUM, *RETRY_WAIT, ("x-dead-letter-routing-key", "task_queue"))),
+        ("parking_lot", (("x-queue-type", "classic"),)),
+    ),
+)
+
 PUBLISH_SUBSCRIBE = Chapter(
     "publish_subscribe",
     "Publish/Subscribe",
