@@ -15,6 +15,7 @@ import urllib.parse
 
 import pytest
 from doctor_runs import PASSWORD, after_the_fix, checked, doctor, fix_command, lines
+from test_dead_letters import park_a_poison_task
 
 from tutorial_tools.addresses import StreamAddress, amqp_url, masked
 
@@ -55,6 +56,27 @@ def test_messages_left_in_a_chapter_queue_are_a_note_with_how_to_drop_them(sandb
     if sandbox.broker.source != "url":
         sandbox.rabbitmqctl(*fix_command(note))
         assert not [line for line in lines(checked(sandbox), "note") if "task_queue" in line]
+
+
+def test_a_dead_letter_policy_and_a_parked_task_are_notes_that_say_what_to_do(sandbox):
+    park_a_poison_task(sandbox)  # through a policy on task_queue, left in place
+    proc = checked(sandbox)
+    assert proc.process.returncode == 0, proc.output
+    [parked] = [line for line in lines(proc, "note") if line.startswith("queue 'parking_lot'")]
+    assert parked == (  # as dead_letters/README.md shows it
+        "queue 'parking_lot' (dead_letters) holds 1 task(s) that no worker could do: 'python "
+        "dead_letters/parking_lot.py' shows why, '--move' sends them back to task_queue"
+    )
+    policies = [line for line in lines(proc, "note") if line.startswith("queue 'task_queue'")]
+    assert len(policies) == 1, proc.output
+    [policy] = policies
+    assert policy.startswith(
+        "queue 'task_queue' has dead-letter settings from policy 'dead-letters': "
+        "dead-letter-exchange '', dead-letter-routing-key 'parking_lot'; to remove them, "
+    )
+    if sandbox.broker.source != "url":
+        sandbox.rabbitmqctl(*fix_command(policy))
+        assert not [line for line in lines(checked(sandbox), "note") if "'task_queue'" in line]
 
 
 def test_a_classic_hello_from_older_code_fails_with_the_command_that_deletes_it(sandbox):

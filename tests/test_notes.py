@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pika
 import pytest
+import test_dead_letters  # noqa: F401 (likewise)
 import test_notes_runs  # noqa: F401 (its rows register in SHOWN)
 import test_notes_runs_streams  # noqa: F401 (likewise)
 import test_resilient_worker  # noqa: F401 (likewise)

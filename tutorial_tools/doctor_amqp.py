@@ -2,7 +2,8 @@
 
 The URL; that RabbitMQ answers at its host and port in AMQP; the login and the virtual host; the
 broker's product and version; resource alarms; each queue and exchange the chapters declare;
-and connections the broker closed for missed heartbeats (doctor_heartbeats.py).
+their dead-letter settings and the parking lot (doctor_dead_letters.py); and connections the
+broker closed for missed heartbeats (doctor_heartbeats.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pika
 
 from tutorial_tools.addresses import DEFAULT_URL, management_url_for, printable
 from tutorial_tools.chapters import CHAPTERS
+from tutorial_tools.doctor_dead_letters import PARKING_LOT, check_dead_letters, parking_lot_note
 from tutorial_tools.doctor_heartbeats import check_heartbeats
 from tutorial_tools.doctor_report import (
     TIMEOUT,
@@ -51,6 +53,7 @@ class AmqpChecks:
             self.check_versions(connection)
             self.check_alarms()
             Declarations(self.report, connection, params.virtual_host).check()
+            check_dead_letters(self.report, self.management(), params.virtual_host)
             check_heartbeats(self.report, self.management())
         finally:
             if connection.is_open:
@@ -240,7 +243,9 @@ class Declarations:
             )
             return
         ready = found.method.message_count
-        if ready:
+        if ready and name == PARKING_LOT:
+            self.report.note(parking_lot_note(ready))
+        elif ready:
             self.report.note(
                 f"queue {name!r} ({slug}) holds {ready} message(s) from earlier runs: its consumer "
                 f"gets them first; to drop them: '{ctl(self.vhost, 'purge_queue', name)}'"
