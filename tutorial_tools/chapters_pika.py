@@ -134,6 +134,11 @@ DEAD_LETTERS = Chapter(
                 Expect(f" [x] Received {POISON}", ("retry worker",)),
                 Expect(f" [x] Received {POISON} (attempt 2 of 3)", ("retry worker",)),
                 Expect(f" [x] Received {POISON} (attempt 3 of 3)", ("retry worker",)),
+                # Printed once the parking lot has it: parking_lot.py, next, finds it there.
+                Expect(
+                    " [!] Failed: ValueError('cannot do a poison task'); parked after 3 attempts",
+                    ("retry worker",),
+                ),
             ),
             says="a task it cannot do: tried 3 times, 2 s apart (task_queue_wait), then parked",
         ),
