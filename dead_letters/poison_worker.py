@@ -36,10 +36,10 @@ def main(params: pika.URLParameters) -> None:
         try:
             work(body)
         except Exception as error:
-            print(f" [!] Failed: {error!r}; {'given back' if requeue else 'rejected'}")
             # requeue=True: back to the queue, for this or another worker to fail on again.
             # requeue=False: dead-lettered where the queue's policy says; without one, dropped.
             ch.basic_reject(delivery_tag=method.delivery_tag, requeue=requeue)
+            print(f" [!] Failed: {error!r}; {'given back' if requeue else 'rejected'}")
             return
         print(" [x] Done")
         ch.basic_ack(delivery_tag=method.delivery_tag)

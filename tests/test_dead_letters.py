@@ -137,8 +137,8 @@ def rejected_into_the_parking_lot(sandbox, row, tmp_path):
     worker = start(sandbox, row.commands[1], WAITING_MESSAGES)
     run(sandbox, row.commands[2])
     worker.wait_for(re.escape(FAILED + "rejected"))
-    assert worker.interrupt() == 0
     wait_for_depth(sandbox, "parking_lot", 1)  # dead-lettered after the reject, not with it
+    assert worker.interrupt() == 0
     lister = run(sandbox, row.commands[3])
     lister = run(sandbox, row.commands[3])  # looking leaves the task where it is
     [(body, headers)] = get_all(sandbox, "parking_lot")
@@ -193,8 +193,8 @@ def park_a_poison_task(sandbox) -> None:
     worker = sandbox.start("dead_letters/poison_worker.py", ready=WAITING_MESSAGES)
     send(sandbox, POISON)
     worker.wait_for(re.escape(FAILED + "rejected"))
-    assert worker.interrupt() == 0
     wait_for_depth(sandbox, "parking_lot", 1)
+    assert worker.interrupt() == 0
 
 
 def test_a_task_moved_back_starts_without_its_history(sandbox):
@@ -268,6 +268,10 @@ def test_at_most_once_drops_the_dead_letters_a_full_parking_lot_refuses(sandbox)
         "parking-lot", "parking_lot", {"max-length": 1, "overflow": "reject-publish"}
     )
     worker = reject_three_poison_tasks(sandbox)
+    # With one task at a time (prefetch 1), the queue hands the worker a task sent after the
+    # three only once it has taken the third reject: by then, all three were dead-lettered.
+    send(sandbox, "Fence")
+    worker.wait_for(DONE)
     sandbox.broker.management.delete("policies", sandbox.vhost, "parking-lot")
     # A fourth, dead-lettered now that there is room: it arrives, and the two refused do not.
     send(sandbox, POISON)
