@@ -11,12 +11,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup tour test broker doctor inspect bench lint clean
+.PHONY: help setup tour test broker cluster doctor inspect bench lint clean
 
 help:
 	@echo "make tour     run every chapter against a throwaway broker (CHAPTER=topics for one)"
 	@echo "make test     run the test suite against a throwaway broker"
 	@echo "make broker   start a broker and keep it until Ctrl+C (PORT=5672 to fix the port)"
+	@echo "make cluster  start three local RabbitMQ nodes, clustered, until Ctrl+C (PORT=5672: 5672-5674)"
 	@echo "make doctor   check the broker at RABBITMQ_URL (and RABBITMQ_STREAM_URL); say what to fix"
 	@echo "make inspect  show the queues, exchanges and bindings of the broker at RABBITMQ_URL"
 	@echo "make bench    measure publisher confirms, RPC, idle CPU, streams; print the tables"
@@ -40,6 +41,9 @@ test: setup
 
 broker: setup
 	$(PY) -m tutorial_tools.broker $(if $(PORT),--port $(PORT))
+
+cluster: setup
+	$(PY) -m tutorial_tools.cluster $(if $(PORT),--port $(PORT))
 
 doctor: $(STAMP)
 	@$(PY) -m tutorial_tools.doctor

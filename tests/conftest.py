@@ -117,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # the run waiting for it alone.
 ORDER = (
     "test_notes.py",
+    "test_cluster.py",  # three nodes to start and join: about 30 s before its first test
     "test_doctor.py",
     "test_notes_runs.py",
     "test_doctor_streams.py",
