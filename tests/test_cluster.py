@@ -23,6 +23,7 @@ from tutorial_tools.processes import ScriptProcess
 from tutorial_tools.sources import choose_source
 from tutorial_tools.waiting import wait_until
 
+pytestmark = pytest.mark.cluster  # make test-cluster
 READY = r"^Press Ctrl\+C to stop the cluster and remove it\.$"
 
 

@@ -49,6 +49,7 @@ MARKED = re.compile(r"^ \[[x.*!]\] ")  # a line a chapter script prints about it
 RUN_BY_CI = {
     "make tour": "make tour",
     "make test": "run_tests",  # make test, with pytest's exit code 5 handled
+    "make test-cluster": "run_tests test-cluster",
     "make broker": "make broker",
     "make inspect": "make inspect",
     "make doctor": "make doctor",
