@@ -8,6 +8,7 @@ import pytest
 
 from tutorial_tools.chapters import AWAITING_RPC
 from tutorial_tools.processes import ScriptProcess
+from tutorial_tools.waiting import wait_until
 
 FIB = {0: 0, 1: 1, 10: 55, 20: 6765, 25: 75025, 27: 196418, 30: 832040}
 
@@ -35,7 +36,8 @@ def test_the_client_gets_fib_n_from_the_server(sandbox, n):
     client = sandbox.run("rpc/rpc_client.py", str(n))
 
     assert answered(client) == [f" [x] Requesting fib({n})", f" [.] Got {FIB[n]}"]
-    assert server.matching(r"^ \[\.\] fib\(") == [f" [.] fib({n})"]
+    # The server printed its line before it answered; read from its pipe, it may come after.
+    assert server.wait_for(r"^ \[\.\] fib\(") == [f" [.] fib({n})"]
 
 
 def test_several_clients_at_once_each_get_their_own_answer(sandbox):
@@ -46,7 +48,8 @@ def test_several_clients_at_once_each_get_their_own_answer(sandbox):
     assert {n: answered(client)[-1] for n, client in clients.items()} == {
         n: f" [.] Got {FIB[n]}" for n in clients
     }
-    assert sorted(server.matching(r"^ \[\.\] fib\(")) == sorted(f" [.] fib({n})" for n in clients)
+    asked = server.wait_for(r"^ \[\.\] fib\(", count=len(clients))
+    assert sorted(asked) == sorted(f" [.] fib({n})" for n in clients)
 
 
 def test_two_servers_share_the_load(sandbox):
@@ -55,9 +58,13 @@ def test_two_servers_share_the_load(sandbox):
     clients = [start_client(sandbox, 25) for _ in range(6)]
 
     assert [answered(client)[-1] for client in clients] == [f" [.] Got {FIB[25]}"] * 6
-    done = [len(server.matching(r"^ \[\.\] fib\(25\)$")) for server in servers]
-    assert sum(done) == 6
-    assert min(done) >= 1, f"one server did all the work: {done}"
+
+    def done() -> list[int]:  # by each server, as read from its pipe: after the answers
+        return [len(server.matching(r"^ \[\.\] fib\(25\)$")) for server in servers]
+
+    counts = wait_until(lambda: sum(done()) >= 6 and done(), 30, "the servers' six lines")
+    assert sum(counts) == 6
+    assert min(counts) >= 1, f"one server did all the work: {counts}"
 
 
 def test_a_client_with_no_server_gives_up_with_a_clear_message_within_its_timeout(sandbox):
