@@ -134,6 +134,42 @@ def test_every_listener_of_every_node_and_of_their_epmd_is_on_loopback(cluster):
     assert [(ip, port) for ip, port in found if not ipaddress.ip_address(ip).is_loopback] == []
 
 
+def doctor_lines(cluster: Cluster, status: str) -> list[str]:
+    node = cluster.nodes[0]
+    proc = doctor(node.url, node.management_url, stream_url=node.stream_url)
+    return [line[6:] for line in proc.stdout if line.startswith(f"{status:<5} ")]
+
+
+def test_make_doctor_shows_the_nodes_and_where_a_quorum_queue_has_its_members(cluster):
+    with pika.BlockingConnection(pika.URLParameters(cluster.nodes[0].url)) as connection:
+        connection.channel().queue_declare(
+            "task_queue", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+    names = ", ".join(node.name for node in cluster.nodes)
+    ok = doctor_lines(cluster, "ok")
+    assert f"cluster of 3 nodes, all running: {names}" in ok
+    [replicas] = [line for line in ok if line.startswith("quorum queue 'task_queue'")]
+    assert re.fullmatch(
+        r"quorum queue 'task_queue': leader \S+@localhost, 3 of 3 members online", replicas
+    )
+
+    third = cluster.nodes[2]
+    cluster.ctl(third, "stop_app")  # its Erlang VM runs on, RabbitMQ on it does not
+    try:
+        notes = doctor_lines(cluster, "note")
+        assert f"cluster of 3 nodes, 1 not running: {third.name}; " in " ".join(notes), notes
+        # The queue's count of members online follows a moment later.
+        wait_until(
+            lambda: any(
+                line.endswith(", 2 of 3 members online") for line in doctor_lines(cluster, "ok")
+            ),
+            30,
+            "make doctor to count 2 of the queue's 3 members online",
+        )
+    finally:
+        cluster.ctl(third, "start_app")
+
+
 def test_ctrl_c_stops_the_three_nodes_and_their_epmd_and_removes_their_data(cluster):
     data = {
         p.info["environ"]["RABBITMQ_MNESIA_BASE"]

@@ -2,8 +2,9 @@
 
 The URL; that RabbitMQ answers at its host and port in AMQP; the login and the virtual host; the
 broker's product and version; resource alarms; each queue and exchange the chapters declare;
-their dead-letter settings and the parking lot (doctor_dead_letters.py); and connections the
-broker closed for missed heartbeats (doctor_heartbeats.py).
+their dead-letter settings and the parking lot (doctor_dead_letters.py); on a cluster, its
+nodes and the chapter quorum queues' replicas (doctor_cluster.py); and connections the broker
+closed for missed heartbeats (doctor_heartbeats.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pika
 
 from tutorial_tools.addresses import DEFAULT_URL, management_url_for, printable
 from tutorial_tools.chapters import CHAPTERS
+from tutorial_tools.doctor_cluster import check_cluster
 from tutorial_tools.doctor_dead_letters import PARKING_LOT, check_dead_letters, parking_lot_note
 from tutorial_tools.doctor_heartbeats import check_heartbeats
 from tutorial_tools.doctor_report import (
@@ -54,6 +56,7 @@ class AmqpChecks:
             self.check_alarms()
             Declarations(self.report, connection, params.virtual_host).check()
             check_dead_letters(self.report, self.management(), params.virtual_host)
+            check_cluster(self.report, self.management(), params.virtual_host)
             check_heartbeats(self.report, self.management())
         finally:
             if connection.is_open:
