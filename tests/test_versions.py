@@ -7,7 +7,9 @@ suite once per version, so every test here runs somewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pika
@@ -224,6 +226,27 @@ CHANNEL_CLOSED = (
 )
 
 
+@contextlib.contextmanager
+def rabbit_env(broker: Broker, **values: int) -> Iterator[None]:
+    """RabbitMQ's application environment set to ``values`` on ``broker`` for the block, with
+    rabbitmqctl eval, and put back as it was afterwards (a key that was unset, unset again)."""
+    found = broker.rabbitmqctl(
+        "eval",
+        f"Found = [{{K, application:get_env(rabbit, K)}} || K <- [{', '.join(values)}]], "
+        + "".join(f"application:set_env(rabbit, {key}, {value}), " for key, value in values.items())
+        + "Found.",
+    )
+    try:
+        yield
+    finally:
+        broker.rabbitmqctl(
+            "eval",
+            f"[case V of {{ok, X}} -> application:set_env(rabbit, K, X); "
+            f"undefined -> application:unset_env(rabbit, K) end || {{K, V}} <- {found.strip()}], "
+            "ok.",
+        )
+
+
 @pytest.fixture
 def one_second_consumer_timeout(broker: Broker):
     """A consumer timeout of 1 s on the test's broker, for the length of the test.
@@ -237,23 +260,8 @@ def one_second_consumer_timeout(broker: Broker):
     """
     if broker.source == "url":
         pytest.skip("changes the broker's settings: only on a broker of the tests' own")
-    found = broker.rabbitmqctl(
-        "eval",
-        "Keys = [consumer_timeout, channel_tick_interval], "
-        "Found = [{K, application:get_env(rabbit, K)} || K <- Keys], "
-        "application:set_env(rabbit, consumer_timeout, 1000), "
-        "application:set_env(rabbit, channel_tick_interval, 250), "
-        "Found.",
-    )
-    try:
+    with rabbit_env(broker, consumer_timeout=1000, channel_tick_interval=250):
         yield
-    finally:
-        broker.rabbitmqctl(
-            "eval",
-            f"[case V of {{ok, X}} -> application:set_env(rabbit, K, X); "
-            f"undefined -> application:unset_env(rabbit, K) end || {{K, V}} <- {found.strip()}], "
-            "ok.",
-        )
 
 
 def keep_a_task_past_the_timeout(sandbox):
