@@ -7,9 +7,7 @@ policy 4.3 alone knows) are checked with pika and the management API.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
 import pytest
 from shown import (
@@ -23,15 +21,14 @@ from shown import (
     start,
     words,
 )
-from test_work_queues import DONE, send, tasks_taken
+from test_versions import rabbit_env
+from test_work_queues import DONE, send, tasks_taken, wait_for_depth
 
 from tutorial_tools.chapters import WAITING_MESSAGES
 from tutorial_tools.chapters_pika import DEAD_LETTERS as DEAD_LETTERS_CHAPTER
 from tutorial_tools.chapters_pika import POISON
 from tutorial_tools.management import ManagementError
-from tutorial_tools.waiting import wait_until
 
-TIMEOUT = 30.0
 WORKER = "python dead_letters/poison_worker.py"
 REQUEUE = f"{WORKER} --requeue"
 RETRY = "python dead_letters/retry_worker.py"
@@ -75,12 +72,6 @@ def version(sandbox) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def wait_for_depth(sandbox, queue: str, depth: int) -> None:
-    wait_until(
-        lambda: sandbox.message_count(queue) == depth, TIMEOUT, f"{depth} ready in {queue!r}"
-    )
-
-
 def get_all(sandbox, queue: str) -> list[tuple[bytes, dict]]:
     """Take every message ready in ``queue`` (acked): their bodies and headers."""
     taken = []
@@ -106,14 +97,14 @@ def a_poison_task_given_back(sandbox, row, tmp_path):
     worker.wait_for(DONE)  # the task behind it is done: a poison task does not block others
     if version(sandbox) >= (4, 0):
         # Delivered, and given back 20 times: the 21st failure drops it, without a word.
-        wait_for_depth(sandbox, "task_queue", 0)
+        wait_for_depth(sandbox, 0)
         assert worker.interrupt() == 0
         assert tasks_taken(worker).count(POISON) == DEFAULT_LIMIT + 1
     else:
         # No limit: it comes back at once, for ever (past three times 4.0's limit here).
         worker.wait_for(RECEIVED_POISON, count=3 * DEFAULT_LIMIT)
         assert worker.interrupt() == 0
-        wait_for_depth(sandbox, "task_queue", 1)  # and is still there
+        wait_for_depth(sandbox, 1)  # and is still there
     assert tasks_taken(worker).count("Next task.") == 1
     return printed(worker)
 
@@ -137,10 +128,10 @@ def rejected_into_the_parking_lot(sandbox, row, tmp_path):
     worker = start(sandbox, row.commands[1], WAITING_MESSAGES)
     run(sandbox, row.commands[2])
     worker.wait_for(re.escape(FAILED + "rejected"))
-    wait_for_depth(sandbox, "parking_lot", 1)  # dead-lettered after the reject, not with it
+    wait_for_depth(sandbox, 1, "parking_lot")  # dead-lettered after the reject, not with it
     assert worker.interrupt() == 0
-    lister = run(sandbox, row.commands[3])
-    lister = run(sandbox, row.commands[3])  # looking leaves the task where it is
+    run(sandbox, row.commands[3])
+    lister = run(sandbox, row.commands[3])  # the first look left the task where it was
     [(body, headers)] = get_all(sandbox, "parking_lot")
     assert body.decode() == POISON
     [death] = headers["x-death"]  # one entry per queue and reason, with a count
@@ -158,7 +149,7 @@ def given_back_until_the_delivery_limit(sandbox, row, tmp_path):
     rabbitmqctl(sandbox, row.commands[0])
     worker = start(sandbox, row.commands[1], WAITING_MESSAGES)
     run(sandbox, row.commands[2])
-    wait_for_depth(sandbox, "parking_lot", 1)
+    wait_for_depth(sandbox, 1, "parking_lot")
     assert worker.interrupt() == 0
     assert tasks_taken(worker) == [POISON] * 6  # delivered once, given back 5 times
     return printed(worker, run(sandbox, row.commands[3]))
@@ -193,7 +184,7 @@ def park_a_poison_task(sandbox) -> None:
     worker = sandbox.start("dead_letters/poison_worker.py", ready=WAITING_MESSAGES)
     send(sandbox, POISON)
     worker.wait_for(re.escape(FAILED + "rejected"))
-    wait_for_depth(sandbox, "parking_lot", 1)
+    wait_for_depth(sandbox, 1, "parking_lot")
     assert worker.interrupt() == 0
 
 
@@ -206,21 +197,6 @@ def test_a_task_moved_back_starts_without_its_history(sandbox):
 
 
 # -- at-least-once dead-lettering: a full parking lot ---------------------------------------
-
-
-@contextlib.contextmanager
-def dead_letters_offered_again_every_second(sandbox) -> Iterator[None]:
-    """RabbitMQ offers an at-least-once dead letter to its target again every 180 s; every
-    second here. A queue's dead-letter worker reads it when it starts, as the policy applies:
-    set first, and put back afterwards (as test_versions.one_second_consumer_timeout does)."""
-    key = "dead_letter_worker_publisher_confirm_timeout"
-    found = sandbox.broker.rabbitmqctl("eval", f"application:get_env(rabbit, {key}).").strip()
-    sandbox.broker.rabbitmqctl("eval", f"application:set_env(rabbit, {key}, 1000).")
-    try:
-        yield
-    finally:
-        value = found.removeprefix("{ok,").removesuffix("}")
-        sandbox.broker.rabbitmqctl("eval", f"application:set_env(rabbit, {key}, {value}).")
 
 
 UNLIMITED = "rabbitmqctl clear_policy parking-lot"
@@ -238,7 +214,9 @@ UNLIMITED = "rabbitmqctl clear_policy parking-lot"
 )
 def at_least_once_into_a_full_parking_lot(sandbox, row, tmp_path):
     skip_unless_rabbitmqctl(sandbox)
-    with dead_letters_offered_again_every_second(sandbox):
+    # RabbitMQ offers a kept-back dead letter to its target again every 180 s: every second
+    # here. A queue's dead-letter worker reads it as it starts, when the policy applies.
+    with rabbit_env(sandbox.broker, dead_letter_worker_publisher_confirm_timeout=1000):
         rabbitmqctl(sandbox, row.commands[0])
         rabbitmqctl(sandbox, row.commands[1])
         worker = reject_three_poison_tasks(sandbox, row.commands[2], row.commands[3])
@@ -246,7 +224,7 @@ def at_least_once_into_a_full_parking_lot(sandbox, row, tmp_path):
         assert sandbox.message_count("task_queue") == 0
         full = run(sandbox, row.commands[6])
         rabbitmqctl(sandbox, row.commands[7])
-        wait_for_depth(sandbox, "parking_lot", 3)  # the two kept back came when there was room
+        wait_for_depth(sandbox, 3, "parking_lot")  # the two kept back came when there was room
     return printed(worker, full, run(sandbox, row.commands[8]))
 
 
@@ -255,7 +233,7 @@ def reject_three_poison_tasks(sandbox, command: str = WORKER, sending: str = SEN
     for _ in range(3):
         run(sandbox, sending)
     worker.wait_for(re.escape(FAILED + "rejected"), count=3)
-    wait_for_depth(sandbox, "parking_lot", 1)  # room for one
+    wait_for_depth(sandbox, 1, "parking_lot")  # room for one
     return worker
 
 
@@ -276,7 +254,7 @@ def test_at_most_once_drops_the_dead_letters_a_full_parking_lot_refuses(sandbox)
     # A fourth, dead-lettered now that there is room: it arrives, and the two refused do not.
     send(sandbox, POISON)
     worker.wait_for(re.escape(FAILED + "rejected"), count=4)
-    wait_for_depth(sandbox, "parking_lot", 2)
+    wait_for_depth(sandbox, 2, "parking_lot")
     assert worker.interrupt() == 0
     assert sandbox.message_count("task_queue") == 0
 
@@ -324,7 +302,7 @@ def delayed_retries_on_4_3(sandbox, row, tmp_path):
     run(sandbox, row.commands[2])
     send(sandbox, "Quick task")
     worker = start(sandbox, row.commands[1], WAITING_MESSAGES)
-    wait_for_depth(sandbox, "parking_lot", 1)
+    wait_for_depth(sandbox, 1, "parking_lot")
     assert worker.interrupt() == 0
     assert tasks_taken(worker) == [POISON, "Quick task", POISON, POISON]
     return printed(worker, run(sandbox, row.commands[3]))
@@ -347,7 +325,7 @@ def test_a_task_back_from_the_wait_says_so_in_its_headers_and_comes_after_later_
         channel.confirm_delivery()
         channel.basic_publish("", name, POISON)
         channel.basic_publish("", "task_queue", "Sent after it")
-    wait_for_depth(sandbox, "task_queue", 2)
+    wait_for_depth(sandbox, 2)
     [(first, _), (second, headers)] = get_all(sandbox, "task_queue")
     assert (first, second) == (b"Sent after it", POISON.encode())
     [death] = headers["x-death"]

@@ -49,16 +49,16 @@ def first_to_receive(workers: list[ScriptProcess]) -> ScriptProcess:
     )
 
 
-def wait_for_depth(sandbox, depth: int) -> None:
-    """Wait until 'task_queue' holds ``depth`` ready tasks (a count can lag a publish)."""
+def wait_for_depth(sandbox, depth: int, queue: str = "task_queue") -> None:
+    """Wait until ``queue`` holds ``depth`` ready messages (a count can lag a publish)."""
 
     def depth_reached() -> bool:
         try:
-            return sandbox.message_count("task_queue") == depth
+            return sandbox.message_count(queue) == depth
         except pika.exceptions.AMQPError:
             return False  # not there yet, e.g. while a restarted broker recovers its queues
 
-    wait_until(depth_reached, TIMEOUT, f"{depth} tasks in 'task_queue'")
+    wait_until(depth_reached, TIMEOUT, f"{depth} ready in {queue!r}")
 
 
 def test_tasks_are_spread_round_robin_over_two_workers(sandbox):
