@@ -17,7 +17,7 @@ from pathlib import Path
 import pika
 import psutil
 import pytest
-from doctor_runs import doctor
+from doctor_runs import doctor, lines
 
 from tutorial_tools.processes import ScriptProcess
 from tutorial_tools.sources import choose_source
@@ -40,6 +40,10 @@ class Cluster:
     command: ScriptProcess
     nodes: list[Node]
     rabbitmqctl: list[str]  # node 1's, as the alias the command prints
+
+    @property
+    def epmd_port(self) -> int:
+        return int(self.rabbitmqctl[1].split("=")[1])  # ERL_EPMD_PORT=NNNN in the alias
 
     def ctl(self, node: Node, *args: str) -> str:
         """rabbitmqctl against ``node``, as the printed alias with that node's name."""
@@ -120,7 +124,7 @@ def test_each_node_advertises_its_own_stream_port(cluster):
 def test_every_listener_of_every_node_and_of_their_epmd_is_on_loopback(cluster):
     processes = node_processes(cluster)
     pids = {p.pid for p in processes}
-    epmd_port = int(cluster.rabbitmqctl[1].split("=")[1])
+    epmd_port = cluster.epmd_port
     found = [
         (c.laddr.ip, c.laddr.port)
         for c in psutil.net_connections("inet")
@@ -136,8 +140,7 @@ def test_every_listener_of_every_node_and_of_their_epmd_is_on_loopback(cluster):
 
 def doctor_lines(cluster: Cluster, status: str) -> list[str]:
     node = cluster.nodes[0]
-    proc = doctor(node.url, node.management_url, stream_url=node.stream_url)
-    return [line[6:] for line in proc.stdout if line.startswith(f"{status:<5} ")]
+    return lines(doctor(node.url, node.management_url, stream_url=node.stream_url), status)
 
 
 def test_make_doctor_shows_the_nodes_and_where_a_quorum_queue_has_its_members(cluster):
@@ -181,7 +184,7 @@ def test_ctrl_c_stops_the_three_nodes_and_their_epmd_and_removes_their_data(clus
     assert cluster.command.interrupt(timeout=60) == 0
     assert cluster.command.stdout[-1] == "Interrupted. Stopping the cluster ..."
     wait_until(lambda: not node_processes(cluster), 30, "the nodes' processes to end")
-    epmd_port = int(cluster.rabbitmqctl[1].split("=")[1])
+    epmd_port = cluster.epmd_port
     assert not [
         c
         for c in psutil.net_connections("inet")

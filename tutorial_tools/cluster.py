@@ -45,9 +45,6 @@ class ClusterNode(LocalBroker):
         self.node = f"{name}@localhost"
         self.fixed = ports  # the cluster's epmd; with --port, its own AMQP and stream ports
 
-    def describe(self) -> str:
-        return f"node {self.node}: {self.url.replace(self.password, '****')}"
-
 
 class LocalCluster:
     """``size`` local rabbitmq-server nodes, clustered, with an epmd of their own."""
