@@ -45,6 +45,31 @@ class ClusterNode(LocalBroker):
         self.node = f"{name}@localhost"
         self.fixed = ports  # the cluster's epmd; with --port, its own AMQP and stream ports
 
+        self.taken_down = False  # by kill or halt: not a node that ended by itself
+
+    def kill(self) -> None:
+        """SIGKILL to the node's processes, as a crash would end them; its data stays."""
+        if self.process is not None:
+            self.taken_down = True
+            self.process.kill()
+
+    def halt(self) -> None:
+        """Stop the node as a shutdown would (SIGTERM); its data stays."""
+        if self.process is not None:
+            self.taken_down = True
+            self.process.stop()
+
+    def start_again(self) -> None:
+        """Start a killed or stopped node, with its name, ports and data: it rejoins."""
+        if self.process is None or not self.process.running():
+            self.taken_down = False  # from here on, stop() must end what this starts
+            self._start_node()
+
+    def stop(self) -> None:
+        if self.taken_down:
+            self.process = None  # not running, and no news: LocalBroker.stop would say so
+        super().stop()
+
 
 class LocalCluster:
     """``size`` local rabbitmq-server nodes, clustered, with an epmd of their own."""
@@ -151,9 +176,45 @@ def keep(cluster: LocalCluster) -> None:
     print(f"    export RABBITMQ_MANAGEMENT_URL={first.management_url}")
     print(f"    export RABBITMQ_STREAM_URL={first.stream_url}")
     print(f"    alias rabbitmqctl='{first.rabbitmqctl_command()}'")
+    print("\nAnd these for the cluster chapter's scripts (cluster/), which know every node:\n")
+    print(f"    export RABBITMQ_URLS={','.join(node.url for node in cluster.nodes)}")
+    print(f"    export RABBITMQ_STREAM_URLS={','.join(n.stream_url for n in cluster.nodes)}")
     print("\n(Any node's rabbitmqctl: the same alias with that node's name after -n.)")
+    print(f"Type here 'kill N' (SIGKILL), 'stop N' or 'start N' for node N (1 to {SIZE}).")
     print("Press Ctrl+C to stop the cluster and remove it.", flush=True)
+    if sys.stdin is not None and not sys.stdin.closed:
+        take_commands(cluster)  # until stdin ends; Ctrl+C meanwhile raises KeyboardInterrupt
     wait_for_stop()
+
+
+ACTIONS = {"kill": "Killed", "stop": "Stopped", "start": "Started"}
+
+
+def take_commands(cluster: LocalCluster) -> None:
+    """Read 'kill N', 'stop N' and 'start N' from stdin until it ends, and do each. In the
+    main thread: a node started from another thread would inherit its blocked signals, and
+    a SIGTERM would no longer stop it."""
+    signal.signal(signal.SIGTTIN, signal.SIG_IGN)  # read in the background: an error, no halt
+    with contextlib.suppress(OSError):
+        for line in sys.stdin:
+            words = line.split()
+            if not words:
+                continue
+            if len(words) != 2 or words[0] not in ACTIONS or words[1] not in NUMBERS:
+                print(f"Type 'kill N', 'stop N' or 'start N', N from 1 to {SIZE}", flush=True)
+                continue
+            number = int(words[1])
+            node = cluster.nodes[number - 1]
+            if words[0] == "start":
+                print(f"Starting node {number} ...", flush=True)
+            try:
+                {"kill": node.kill, "stop": node.halt, "start": node.start_again}[words[0]]()
+                print(f"{ACTIONS[words[0]]} node {number} ({node.node})", flush=True)
+            except (BrokerError, RuntimeError) as exc:
+                print(f"tutorial-cluster: {words[0]} {number}: {exc}", flush=True)
+
+
+NUMBERS = {str(n) for n in range(1, SIZE + 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
