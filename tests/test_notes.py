@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pika
 import pytest
+import test_cluster  # noqa: F401 (likewise)
 import test_dead_letters  # noqa: F401 (likewise)
 import test_notes_runs  # noqa: F401 (its rows register in SHOWN)
 import test_notes_runs_streams  # noqa: F401 (likewise)
@@ -32,7 +33,7 @@ import test_resilient_worker  # noqa: F401 (likewise)
 from pika.adapters.blocking_connection import BlockingChannel
 from shown import SHOWN
 
-from tutorial_tools.chapters import CHAPTERS, chapter
+from tutorial_tools.chapters import CHAPTERS
 from tutorial_tools.processes import ROOT
 
 # The project's pages: a folder's README.md, not a tool's (pytest writes .pytest_cache/README.md).
@@ -50,6 +51,11 @@ RUN_BY_CI = {
     "make tour": "make tour",
     "make test": "run_tests",  # make test, with pytest's exit code 5 handled
     "make test-cluster": "run_tests test-cluster",
+    "TUTORIAL_CLUSTER=compose make test-cluster": "TUTORIAL_CLUSTER=compose run_tests test-cluster",
+    # make cluster's nodes, and cluster/docker-compose.yml's containers: make test-cluster
+    # starts the one and brings up the other (tutorial_tools/compose_cluster.py), kills,
+    # stops and starts their nodes, and removes them.
+    "make cluster": "run_tests test-cluster",
     "make broker": "make broker",
     "make inspect": "make inspect",
     "make doctor": "make doctor",
@@ -57,6 +63,10 @@ RUN_BY_CI = {
     "docker compose up -d": f"{COMPOSE_IN_CI} up -d",
     "docker compose down -v": f"{COMPOSE_IN_CI} down -v",
 }
+for action in ("up -d", "kill", "start", "down -v"):
+    RUN_BY_CI[f"docker compose -f cluster/docker-compose.yml {action}"] = (
+        "TUTORIAL_CLUSTER=compose run_tests test-cluster"
+    )
 for listing in (
     "list_queues name messages_ready messages_unacknowledged",
     "list_exchanges name type",
@@ -150,6 +160,9 @@ def test_command_in_the_notes_is_run_by_the_tour_a_test_or_ci(block, command):
     ):
         name = command.split("=")[0]  # a line make broker prints
         assert f"{name}=" in (ROOT / "tutorial_tools" / "broker.py").read_text()
+    elif command.startswith(("export RABBITMQ_URLS=", "export RABBITMQ_STREAM_URLS=")):
+        name = command.split("=")[0]  # a line make cluster prints
+        assert f"{name}=" in (ROOT / "tutorial_tools" / "cluster.py").read_text()
     else:
         key = next((k for k in RUN_BY_CI if command == k or command.startswith(k + " ")), None)
         assert key, f"{block.where} shows `{command}`, which neither CI nor a test runs"
@@ -160,7 +173,8 @@ def seen(block: Block) -> tuple[set[str], list[str | re.Pattern]]:
     """The lines the tour waits for in this page's chapter (every chapter's, for the top
     README): exact lines, and the patterns of the lines its terminals print when ready or
     done; and the lines the rows of tests/test_notes_runs*.py for the chapter find."""
-    chapters = [chapter(block.chapter)] if block.chapter else list(CHAPTERS)
+    # A chapter outside the tour (cluster/, which needs make cluster) has its rows only.
+    chapters = [c for c in CHAPTERS if c.slug == block.chapter] if block.chapter else CHAPTERS
     expects = [e for chap in chapters for step in chap.steps for e in step.expect]
     exact = {e.line for e in expects if not e.regex}
     patterns: list[str | re.Pattern] = [re.compile(e.line) for e in expects if e.regex]
