@@ -359,11 +359,13 @@ def test_killing_the_leader_loses_no_confirmed_message(cluster, record_property)
 def test_without_a_majority_nothing_is_confirmed_until_a_node_returns(cluster, record_property):
     fresh(cluster, "replicated_queue")
     consumer = chapter_script(cluster, "consumer.py")
-    publisher = chapter_script(cluster, "publisher.py", str(COUNT))
+    # More messages, and the nodes stopped early: stopping one takes seconds, and the
+    # publisher must still have messages to send when the second has stopped.
+    publisher = chapter_script(cluster, "publisher.py", str(3 * COUNT))
     stopped = []
     try:
         consumer.wait_for("Waiting for messages")
-        publisher.wait_for(r"Confirmed Message 100$", timeout=60)
+        publisher.wait_for(r"Confirmed Message 20$", timeout=60)
         node = cluster.nodes[0]
         assert publisher.matching(r"Connected to") == [f" [*] Connected to {address(node)}"]
         for number in (2, 3):  # node 1 alone: one replica of three
@@ -382,7 +384,7 @@ def test_without_a_majority_nothing_is_confirmed_until_a_node_returns(cluster, r
             "make doctor to fail the queue: 1 of 3 members online",
         )
         after = numbers(publisher, CONFIRMED)
-        assert len(after) <= len(before) + 1 and len(after) < COUNT
+        assert len(after) <= len(before) + 1 and len(after) < 3 * COUNT
         assert set(numbers(consumer, RECEIVED)) <= set(after)
         cluster.do("start 3")  # a majority again: two of three
         stopped.remove(3)
@@ -493,10 +495,11 @@ def test_a_stream_serves_its_consumer_through_a_node_kill(cluster, record_proper
     with contextlib.suppress(ManagementError):
         api(cluster.running()).delete("queues", "/", "replicated-stream")
     consumer = stream_script(cluster, "stream_consumer.py")
-    publisher = stream_script(cluster, "stream_publisher.py", str(COUNT))
+    publisher = None
     killed = None
     try:
-        consumer.wait_for(r"Reading from offset 0 ")
+        consumer.wait_for(r"Reading from offset 0 ")  # it has declared the stream
+        publisher = stream_script(cluster, "stream_publisher.py", str(COUNT))
         publisher.wait_for(r"Confirmed Message 100$", timeout=60)
         killed = reading_from(cluster)
         cluster.do(f"kill {killed}")
@@ -504,17 +507,22 @@ def test_a_stream_serves_its_consumer_through_a_node_kill(cluster, record_proper
         confirmed = numbers(publisher, CONFIRMED)
         assert confirmed == list(range(1, COUNT + 1))
         wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 60, "every message")
+
         # It read on through another node, from the offset after the last one it had.
-        again = numbers(consumer, r"reading again from offset (\d+)")
-        assert again
-        for resumed in again:
-            assert consumer.matching(rf"^ \[\*\] Reading from offset {resumed} through ")
+        # (More than once, maybe: RabbitMQ also tells it when the stream's members change.)
+        def read_on() -> list[int]:
+            again = numbers(consumer, r"reading again from offset (\d+)")
+            read = set(numbers(consumer, r"^ \[\*\] Reading from offset (\d+) through "))
+            return again if set(again) <= read else []
+
+        again = wait_until(read_on, 30, "the consumer to read on after each loss")
         assert consumer.interrupt() == 0
         offsets = numbers(consumer, r"\(offset (\d+)\)$")
         assert offsets == list(range(len(offsets)))  # each offset once, none skipped
         received = numbers(consumer, RECEIVED)
     finally:
-        publisher.stop()
+        if publisher:
+            publisher.stop()
         consumer.stop()
         if killed:
             cluster.do(f"start {killed}")
@@ -524,7 +532,7 @@ def test_a_stream_serves_its_consumer_through_a_node_kill(cluster, record_proper
     )
     record_property(
         "counted",
-        f"stream: the consumer's node (node {killed}) killed, it resumed at offset {resumed}: "
+        f"stream: the consumer's node (node {killed}) killed, it read on from offset {again}: "
         f"{counted(confirmed, received)}",
     )
 
