@@ -1,8 +1,9 @@
-"""Benchmarks: what publisher confirms cost, how fast RPC is, what waiting costs in CPU, and
-how a stream compares with a quorum queue.
+"""Benchmarks: what publisher confirms cost, how fast RPC is, what waiting costs in CPU, how
+a stream compares with a quorum queue, and what replicating a quorum queue on three nodes costs.
 
     python -m tutorial_tools.bench                        medians of 5 runs, 10,000 messages
     python -m tutorial_tools.bench --runs 3 --messages 2000 --stream-messages 2000
+    python -m tutorial_tools.bench --skip replication     no three-node cluster (--only: the one)
     python -m tutorial_tools.bench --write                also put the tables in the READMEs
 
 It uses the broker at RABBITMQ_URL if set, else starts a throwaway one (see broker.py), in a
@@ -24,11 +25,22 @@ Every figure is the median of ``--runs`` runs of the project's own scripts:
   until RabbitMQ has confirmed them all (send_batch, 1,000 a batch; and send(), as the stream
   tutorial does), against publish_async.py with as many; then read from the stream's first
   offset with rstream, against as many consumed from a quorum queue with pika (auto-ack). A
-  fresh stream and queue each run.
+  fresh stream and queue each run;
+- replication (bench_cluster.py): the three publisher_confirms scripts with N messages against
+  the bench's broker and against node 1 of three local rabbitmq-server nodes, clustered (a
+  LocalCluster, started for this section, about 25 s, and stopped at its end), where their
+  quorum queues have three members (checked); and the median time to each confirm of at most
+  500 messages published one at a time, as publish_individually.py does, to a quorum queue
+  declared with x-quorum-initial-group-size 1 and 3. Where no rabbitmq-server is installed, one
+  line says the section is skipped.
 
-The default of 10,000 messages (not the chapter's 50,000) keeps a full run to one or two minutes
-on a 2-core machine: one confirm at a time is what takes long. Exit status 0 once measured,
-whether or not each goal holds (the table says); 1 when something could not be measured.
+Sections (--only, --skip): ``queues`` (the first table: publishing, RPC, the idle receiver),
+``streams`` and ``replication``; all by default, and all for --write.
+
+The default of 10,000 messages (not the chapter's 50,000) keeps a run of the first two sections
+to one or two minutes on a 2-core machine: one confirm at a time is what takes long, and longer
+still on three nodes. Exit status 0 once measured, whether or not each goal holds (the table
+says); 1 when something could not be measured.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ import pika
 import psutil
 import rstream
 
+from tutorial_tools.bench_cluster import measure_replication
 from tutorial_tools.bench_queues import (
     BenchError,
     measure_publishing,
@@ -53,16 +66,24 @@ from tutorial_tools.bench_queues import (
     measure_rpc,
 )
 from tutorial_tools.bench_streams import measure_streams
-from tutorial_tools.bench_tables import END, START, streams_table, table, write_between_markers
+from tutorial_tools.bench_tables import (
+    END,
+    START,
+    replication_table,
+    streams_table,
+    table,
+    write_between_markers,
+)
 from tutorial_tools.lifecycle import run_with_broker
 from tutorial_tools.management import ManagementError
 from tutorial_tools.probes import server_properties
 from tutorial_tools.processes import ROOT, ScriptError
 from tutorial_tools.sources import SOURCES, Broker, BrokerError
 
-# Where --write puts which table: the top-level README gets both.
+# Where --write puts which table: the top-level README gets them all.
 README, CONFIRMS_NOTES = ROOT / "README.md", ROOT / "publisher_confirms" / "README.md"
 STREAM_NOTES = ROOT / "stream_hello_world" / "README.md"
+SECTIONS = ("queues", "streams", "replication")
 
 
 # -- command line ------------------------------------------------------------------------
@@ -77,8 +98,8 @@ def positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tutorial_tools.bench",
-        description="Measure publisher confirms, RPC round trips, idle CPU, and a stream against "
-        "a quorum queue; print the tables.",
+        description="Measure publisher confirms, RPC round trips, idle CPU, a stream against "
+        "a quorum queue, and a quorum queue on one node against three; print the tables.",
     )
     parser.add_argument("--runs", type=positive_int, default=5, help="runs per figure (5)")
     parser.add_argument(
@@ -96,7 +117,25 @@ def main(argv: list[str] | None = None) -> int:
         help="put the tables between the bench markers of the READMEs",
     )
     parser.add_argument("--source", choices=SOURCES, help="broker source")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"measure this section only (again for more): {', '.join(SECTIONS)}",
+    )
+    which.add_argument(
+        "--skip", action="append", choices=SECTIONS, metavar="SECTION", help="leave it out"
+    )
     args = parser.parse_args(argv)
+    args.sections = [
+        name
+        for name in SECTIONS
+        if (name in args.only if args.only else name not in (args.skip or ()))
+    ]
+    if args.write and len(args.sections) < len(SECTIONS):
+        parser.error("--write puts every table in the READMEs: no --only or --skip with it")
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -141,26 +180,36 @@ def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) 
                 f"Python {platform.python_version()}"
             )
             say(f"Measuring on {about}:")
-            results = {
-                "publishing": measure_publishing(url, args.runs, args.messages, say),
-                "rpc": measure_rpc(url, args.runs, say),
-                "receiver": measure_receiver(url, args.runs, say),
-            }
-            if stream_url is None:
-                raise BenchError(f"the {broker.source} broker has no stream port")
-            streams = measure_streams(url, stream_url, args.runs, args.stream_messages, say)
+            texts: dict[str, str] = {}  # by section
+            if "queues" in args.sections:
+                results = {
+                    "publishing": measure_publishing(url, args.runs, args.messages, say),
+                    "rpc": measure_rpc(url, args.runs, say),
+                    "receiver": measure_receiver(url, args.runs, say),
+                }
+                texts["queues"] = table(results, args.runs, args.messages, about)
+            if "streams" in args.sections:
+                if stream_url is None:
+                    raise BenchError(f"the {broker.source} broker has no stream port")
+                streams = measure_streams(url, stream_url, args.runs, args.stream_messages, say)
+                texts["streams"] = (
+                    f"Streams against a quorum queue, {args.stream_messages:,} messages of 20 "
+                    f"bytes per run:\n\n{streams_table(streams)}"
+                )
+            if "replication" in args.sections:
+                replication = measure_replication(broker, url, args.runs, args.messages, say)
+                texts["replication"] = replication_table(replication, args.messages)
     except (BenchError, ScriptError, rstream.exceptions.ServerError, OSError) as exc:
         print(f"bench: {exc!r}", file=sys.stderr)
         return 1
-    text = table(results, args.runs, args.messages, about)
-    stream_text = (
-        f"Streams against a quorum queue, {args.stream_messages:,} messages of 20 bytes per "
-        f"run:\n\n{streams_table(streams)}"
-    )
-    say(f"\n{text}\n\n{stream_text}\n\n(measured in {time.monotonic() - started:.0f} s)")
+    if "queues" not in texts:  # the first table's heading says what was measured on what
+        texts = {"about": f"{about}; median of {args.runs} runs.", **texts}
+    say("\n" + "\n\n".join(texts.values()))
+    say(f"\n(measured in {time.monotonic() - started:.0f} s)")
     if args.write:
+        text, stream_text = texts["queues"], texts["streams"]
         tables = {
-            README: f"{text}\n\n{stream_text}",
+            README: "\n\n".join(texts.values()),
             CONFIRMS_NOTES: text,
             STREAM_NOTES: f"{about}; median of {args.runs} runs.\n\n{stream_text}",
         }

@@ -103,15 +103,25 @@ class UnconfirmedPublisher:
         connection.ioloop.stop()
 
 
+def confirmed_rates(url: str, messages: int) -> dict[str, float]:
+    """One run of each confirm strategy's script with N messages: messages per second, by
+    script. One after the other, so that a slower minute on a shared machine hits every
+    strategy alike."""
+    return {s.script: run_publisher(s.script, url, messages) for s in CONFIRM_STRATEGIES}
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the runs (every run has the same keys)."""
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
 def measure_publishing(url: str, runs: int, messages: int, say: Callable[[str], None]) -> dict:
-    rates: dict[str, list[float]] = {"none": [], **{s.script: [] for s in CONFIRM_STRATEGIES}}
+    results = []
     for run in range(1, runs + 1):
         say(f"  publishing, run {run} of {runs}: {messages:,} messages each way")
-        # Interleaved, so that a slower minute on a shared machine hits every strategy alike.
-        rates["none"].append(UnconfirmedPublisher(url, messages).run())
-        for strategy in CONFIRM_STRATEGIES:
-            rates[strategy.script].append(run_publisher(strategy.script, url, messages))
-    return {name: statistics.median(values) for name, values in rates.items()}
+        none = UnconfirmedPublisher(url, messages).run()
+        results.append({"none": none, **confirmed_rates(url, messages)})
+    return medians(results)
 
 
 # -- RPC ----------------------------------------------------------------------------------

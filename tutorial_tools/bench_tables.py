@@ -132,6 +132,41 @@ def streams_table(streams: dict) -> str:
     return "\n".join(lines)
 
 
+def replication_table(replication: dict, messages: int) -> str:
+    """The heading and table of one node against three, or the line that says why not."""
+    if "skipped" in replication:
+        return f"One node against three: skipped: {replication['skipped']}."
+    one, three = replication["one"], replication["three"]
+    rows = [
+        (
+            f"Publish, {s.what} (`{Path(s.script).name}`)",
+            f"{one[s.script]:,.0f} msg/s",
+            f"{three[s.script]:,.0f} msg/s",
+            f"{three[s.script] / one[s.script]:.2f}x",
+        )
+        for s in CONFIRM_STRATEGIES
+    ]
+    rows.append(
+        (
+            "Confirm latency, one message at a time (median of "
+            f"{replication['latency_messages']:,} a run)",
+            f"{one['latency'] * 1000:.2f} ms",
+            f"{three['latency'] * 1000:.2f} ms",
+            f"{three['latency'] / one['latency']:.2f}x",
+        )
+    )
+    lines = [
+        f"One node against three: a quorum queue on the broker above against one on three "
+        f"local nodes, clustered (RabbitMQ {replication['version']}), {messages:,} persistent "
+        "messages per run:",
+        "",
+        "| Confirmed publishing | One node | Three nodes | Three vs. one |",
+        "|---|--:|--:|--:|",
+        *(f"| {what} | {a} | {b} | {ratio} |" for what, a, b, ratio in rows),
+    ]
+    return "\n".join(lines)
+
+
 def write_between_markers(path: Path, text: str) -> bool:
     """Replace what is between the bench markers in ``path``, and in the page in Chinese beside
     it (README.zh-CN.md), which shows the same table; False if ``path`` has none."""
