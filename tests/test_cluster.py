@@ -299,6 +299,16 @@ def shows_what_the_notes_show(test: str, *processes: ScriptProcess) -> None:
     assert missing == [], "\n".join(printed[-40:])
 
 
+def all_received(
+    cluster: Cluster, consumer: ScriptProcess, confirmed: list[int], queue: str
+) -> list[int]:
+    """Once the consumer has had every confirmed message: it stopped (Ctrl+C), the number of
+    each message it got, and of each left in ``queue`` (a duplicate not yet delivered)."""
+    wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 60, "every message")
+    assert consumer.interrupt() == 0
+    return numbers(consumer, RECEIVED) + left_in(cluster, queue)
+
+
 def counted(confirmed: list[int], received: list[int]) -> dict[str, int]:
     return {
         "confirmed": len(confirmed),
@@ -341,9 +351,7 @@ def test_killing_the_leader_loses_no_confirmed_message(cluster, record_property)
         assert confirmed == list(range(1, COUNT + 1))
         # Another replica leads now, and every confirmed message reaches the consumer.
         assert leader_of(cluster, "replicated_queue") != killed
-        wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 60, "every message")
-        assert consumer.interrupt() == 0
-        received = numbers(consumer, RECEIVED) + left_in(cluster, "replicated_queue")
+        received = all_received(cluster, consumer, confirmed, "replicated_queue")
         assert set(received) == set(confirmed)
     finally:
         publisher.stop()
@@ -390,9 +398,7 @@ def test_without_a_majority_nothing_is_confirmed_until_a_node_returns(cluster, r
         stopped.remove(3)
         assert publisher.wait(timeout=120) == 0, publisher.output
         confirmed = numbers(publisher, CONFIRMED)
-        wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 60, "every message")
-        assert consumer.interrupt() == 0
-        received = numbers(consumer, RECEIVED) + left_in(cluster, "replicated_queue")
+        received = all_received(cluster, consumer, confirmed, "replicated_queue")
         assert set(received) == set(confirmed)
     finally:
         publisher.stop()
@@ -441,9 +447,7 @@ def test_a_classic_queue_is_out_of_reach_while_its_node_is_down(cluster, record_
         cluster.do("start 1")
         killed = False
         started.append(consumer := chapter_script(cluster, "consumer.py", "--classic"))
-        wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 60, "every message")
-        assert consumer.interrupt() == 0
-        received = numbers(consumer, RECEIVED) + left_in(cluster, "classic_queue")
+        received = all_received(cluster, consumer, confirmed, "classic_queue")
     finally:
         for proc in started:
             proc.stop()
