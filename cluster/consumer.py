@@ -63,10 +63,8 @@ def main(nodes: list[pika.URLParameters]) -> None:
 
 if __name__ == "__main__":  # the same in every cluster script: where, Ctrl+C, errors in one line
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
-    ports = (5672, 5673, 5674)  # make cluster --port 5672's nodes, and cluster/docker-compose.yml's
-    urls = os.getenv(
-        "RABBITMQ_URLS", ",".join(f"amqp://guest:guest@localhost:{p}/%2F" for p in ports)
-    )
+    default = ",".join(f"amqp://guest:guest@localhost:{p}/%2F" for p in (5672, 5673, 5674))
+    urls = os.getenv("RABBITMQ_URLS", default)  # make cluster PORT=5672, or the compose file
     try:
         nodes = [pika.URLParameters(url) for url in urls.split(",")]
         for params in nodes:

@@ -78,7 +78,7 @@ def node(url: str) -> dict:
 if __name__ == "__main__":  # the same in every cluster stream script: where, Ctrl+C, one line
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C, also in a background job
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # as Ctrl+C
-    ports = (5552, 5553, 5554)  # make cluster --port 5672's nodes, and cluster/docker-compose.yml's
+    ports = (5552, 5553, 5554)  # make cluster PORT=5672, or the compose file
     default = ",".join(f"rabbitmq-stream://guest:guest@localhost:{p}/%2F" for p in ports)
     given = os.getenv("RABBITMQ_STREAM_URLS", default)
     try:

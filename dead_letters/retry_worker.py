@@ -52,19 +52,20 @@ def main(params: pika.URLParameters) -> None:
         print(f" [x] Received {body.decode(errors='backslashreplace')}{again}")
         try:
             work(body)
-            print(" [x] Done")
+            outcome = " [x] Done"
         except Exception as error:
             kept = {k: v for k, v in headers.items() if not k.startswith(HISTORY)}
             properties.headers = {**kept, "x-attempts": attempt, "x-error": repr(error)}
             if attempt < ATTEMPTS:  # a copy to wait, then to come back
                 ch.basic_publish("", "task_queue_wait", body, properties, mandatory=True)
-                print(f" [!] Failed: {error!r}; trying again in {WAIT_MS / 1000:g} s")
+                outcome = f" [!] Failed: {error!r}; trying again in {WAIT_MS / 1000:g} s"
             else:  # a copy to the parking lot, for a person to look at
                 ch.basic_publish("", "parking_lot", body, properties, mandatory=True)
-                print(f" [!] Failed: {error!r}; parked after {attempt} attempts")
+                outcome = f" [!] Failed: {error!r}; parked after {attempt} attempts"
         # Acked once its copy is safe: should this worker die in between, the task comes
         # again and may be copied twice; it is never lost.
         ch.basic_ack(delivery_tag=method.delivery_tag)
+        print(outcome)  # once acked: a worker stopped after this line holds nothing
 
     channel.basic_qos(prefetch_count=1)
     channel.basic_consume(queue="task_queue", on_message_callback=callback)

@@ -8,12 +8,19 @@ from tutorial_tools.processes import ROOT
 MAX_LINES = 15
 
 
-def tails(imports: str, marker: str) -> dict[str, str]:
+# The cluster chapter's scripts take every node's address (RABBITMQ_URLS): a tail of their own.
+OWN_TAIL = ("cluster",)
+
+
+def tails(imports: str, marker: str, folder: str | None = None) -> dict[str, str]:
     """Each chapter script whose text has ``imports`` (its client's import line): its tail,
-    from the line with ``marker`` on. Fails for a script with no such line, or two."""
+    from the line with ``marker`` on. Fails for a script with no such line, or two. Only the
+    scripts of ``folder``, if given; else those of every chapter but the OWN_TAIL ones."""
     found = {}
     for path in sorted(ROOT.glob("*/*.py")):
         if path.parent.name in ("tests", "tutorial_tools") or path.parent.name.startswith("."):
+            continue
+        if path.parent.name != folder and (folder or path.parent.name in OWN_TAIL):
             continue
         text = path.read_text(encoding="utf-8")
         if imports in text:

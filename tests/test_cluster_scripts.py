@@ -6,6 +6,7 @@ tests/test_cluster.py's (make test-cluster).
 
 from __future__ import annotations
 
+import common_tail
 import pytest
 
 from tutorial_tools.processes import run_script
@@ -62,3 +63,14 @@ def test_a_stream_url_of_another_scheme_is_one_line():
         " [!] ValueError('RABBITMQ_STREAM_URLS must be rabbitmq-stream:// URLs') at "
         f"127.0.0.1:5672/%2F {HINT}"
     ]
+
+
+def test_the_cluster_scripts_end_with_the_same_tail_of_at_most_15_lines_per_client():
+    pika_tails = common_tail.tails("import pika", "# the same in every cluster script: ", "cluster")
+    assert sorted(pika_tails) == ["cluster/consumer.py", "cluster/publisher.py"]
+    assert common_tail.differing(pika_tails, "cluster/publisher.py") == []
+    stream_tails = common_tail.tails(
+        "from rstream import", "# the same in every cluster stream script: ", "cluster"
+    )
+    assert sorted(stream_tails) == ["cluster/stream_consumer.py", "cluster/stream_publisher.py"]
+    assert common_tail.differing(stream_tails, "cluster/stream_publisher.py") == []

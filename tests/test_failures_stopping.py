@@ -142,8 +142,9 @@ def test_many_tasks_survive_workers_killed_one_after_another(sandbox):
     for worker in killed:
         if busy(worker):  # killed before it was done: another worker got the task again
             assert f" [x] Received {task_in(worker.stdout[-1])} (redelivered)" in redelivered
+
     # Every task gets acknowledged: the queue ends with none ready and none unacknowledged.
-    # A worker prints ' [x] Done' before its ack, and one killed right after printing it leaves
+    # A worker prints ' [x] Done' before its ack: one stopped or killed right after that leaves
     # its task to be done again; so wait for the broker's count (the management API's, which
     # lags by up to its statistics interval), not for the workers' lines, before stopping them.
     def all_acked() -> bool:
