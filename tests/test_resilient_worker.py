@@ -144,7 +144,7 @@ def ctrl_c_twice(sandbox, row, tmp_path):
     return printed(worker)
 
 
-RESTART_TASK = "Restart task....."  # five seconds: in hand while RabbitMQ stops
+RESTART_TASK = "Restart task.........."  # ten seconds: in hand while RabbitMQ stops, loaded
 FORCED = (
     ' [!] ConnectionClosedByBroker: (320) "CONNECTION_FORCED - broker forced connection '
     "closure with reason 'shutdown'\"; connecting again in "
