@@ -123,9 +123,13 @@ def rows_of(module: str) -> list:
 def check(sandbox, tmp_path, row: Shown) -> None:
     """Run the row; each line it lists must be among what the scripts printed."""
     output = [as_the_notes_show(sandbox, line) for line in row.run(sandbox, row, tmp_path)]
+    assert short_of(row, output) == {}, "printed:\n" + "\n".join(output)
+
+
+def short_of(row: Shown, output: list[str]) -> dict[Line, int]:
+    """The lines of ``row`` that ``output`` has fewer of than the row lists, with how many."""
     wanted = collections.Counter(row.lines)
-    short = {line: n for line, n in wanted.items() if count(line, output) < n}
-    assert short == {}, "printed:\n" + "\n".join(output)
+    return {line: n for line, n in wanted.items() if count(line, output) < n}
 
 
 def where_nothing_listens(command: str, url_for: Callable[[str, int, str], str]) -> ScriptProcess:

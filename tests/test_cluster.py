@@ -20,8 +20,9 @@ import pika
 import psutil
 import pytest
 from doctor_runs import doctor, lines
-from shown import HINT, SHOWN, count, shown
+from shown import HINT, SHOWN, short_of, shown
 
+from tutorial_tools.cluster import ACTIONS
 from tutorial_tools.compose_cluster import ComposeCluster
 from tutorial_tools.management import ManagementApi, ManagementError
 from tutorial_tools.processes import ROOT, ScriptProcess
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.cluster  # make test-cluster
 READY = r"^Press Ctrl\+C to stop the cluster and remove it\.$"
 PROJECT = "tutorialci_cluster"  # .ci/run removes what is left of a tutorialci_ project
 DONE = r"^(Killed|Stopped|Started) node \d|^tutorial-cluster: "
-ACTIONS = {"kill": "Killed", "stop": "Stopped", "start": "Started"}
 
 
 @dataclass
@@ -82,7 +82,8 @@ class MadeCluster(Cluster):
         done = len(self.command.matching(DONE))
         self.command.type_line(command)
         self.command.wait_for(DONE, timeout=120, count=done + 1)
-        assert self.command.lines[-1].startswith(ACTIONS[command.split()[0]]), self.command.output
+        done_as = ACTIONS[command.split()[0]][0]  # 'Killed' for kill, ...
+        assert self.command.lines[-1].startswith(done_as), self.command.output
 
     def ctl(self, node: Node, *args: str) -> str:
         env, argv = self.rabbitmqctl[1], self.rabbitmqctl[2:]
@@ -295,8 +296,7 @@ def shows_what_the_notes_show(test: str, *processes: ScriptProcess) -> None:
     """Each line that the notes show for ``test`` is one these processes printed."""
     [row] = [row for row in SHOWN if row.name == test]
     printed = [line for proc in processes for line in proc.lines]
-    missing = [line for line in row.lines if count(line, printed) < 1]
-    assert missing == [], "\n".join(printed[-40:])
+    assert short_of(row, printed) == {}, "\n".join(printed[-40:])
 
 
 def all_received(
