@@ -44,7 +44,6 @@ class ClusterNode(LocalBroker):
         super().__init__(server)
         self.node = f"{name}@localhost"
         self.fixed = ports  # the cluster's epmd; with --port, its own AMQP and stream ports
-
         self.taken_down = False  # by kill or halt: not a node that ended by itself
 
     def kill(self) -> None:
@@ -187,7 +186,12 @@ def keep(cluster: LocalCluster) -> None:
     wait_for_stop()
 
 
-ACTIONS = {"kill": "Killed", "stop": "Stopped", "start": "Started"}
+# What each command typed at make cluster does to its node, and the word that says it is done.
+ACTIONS = {
+    "kill": ("Killed", ClusterNode.kill),
+    "stop": ("Stopped", ClusterNode.halt),
+    "start": ("Started", ClusterNode.start_again),
+}
 
 
 def take_commands(cluster: LocalCluster) -> None:
@@ -207,9 +211,10 @@ def take_commands(cluster: LocalCluster) -> None:
             node = cluster.nodes[number - 1]
             if words[0] == "start":
                 print(f"Starting node {number} ...", flush=True)
+            done_as, act = ACTIONS[words[0]]
             try:
-                {"kill": node.kill, "stop": node.halt, "start": node.start_again}[words[0]]()
-                print(f"{ACTIONS[words[0]]} node {number} ({node.node})", flush=True)
+                act(node)
+                print(f"{done_as} node {number} ({node.node})", flush=True)
             except (BrokerError, RuntimeError) as exc:
                 print(f"tutorial-cluster: {words[0]} {number}: {exc}", flush=True)
 

@@ -21,10 +21,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tutorial_tools.cluster import SIZE  # make cluster's nodes; the compose file has as many
 from tutorial_tools.sources import BrokerError, BrokerUnavailable
 from tutorial_tools.waiting import wait_until
 
-SIZE = 3
 START_TIMEOUT = 120.0  # measured: about 20 s on two busy cores, most of it the three boots
 EXEC_TIMEOUT = 60.0  # rabbitmqctl against a node that does not answer may wait for ever
 
