@@ -41,7 +41,7 @@ class ManagementApi:
         self._errors = requests.RequestException
         # One session per API: its connections are kept alive from one call to the next.
         self._session: requests.Session = requests.Session()
-        self._session.auth = (user, password)
+        self._session.auth = self.auth = (user, password)
         # On every request, body or not: what every RabbitMQ version here was tested with.
         self._session.headers["Content-Type"] = "application/json"
 
