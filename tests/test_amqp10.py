@@ -3,9 +3,21 @@ the same way as the pika chapters, and against them: both protocols on the same 
 
 from __future__ import annotations
 
+import queue
 import re
+from urllib.parse import unquote, urlsplit
 
+import pika
 import pytest
+from rabbitmq_amqp_python_client import (
+    ApplicationProperties,
+    Connection,
+    ConnectionParameters,
+    Header,
+    Message,
+    OutcomeState,
+    Properties,
+)
 
 from tutorial_tools.chapters import WAITING_MESSAGES
 from tutorial_tools.processes import run_script
@@ -146,3 +158,96 @@ def test_nothing_listening_is_one_line_and_exit_1(script, port):
     assert proc.process.returncode == 1
     assert len(proc.stderr) == 1
     assert proc.stderr[0].startswith(" [!] ConnectionRefusedError(")
+
+
+# What a message's properties become across the protocols (the notes' table). From pika:
+PIKA_PROPERTIES = dict(
+    content_type="text/plain",
+    message_id="m-1",
+    correlation_id="c-1",
+    delivery_mode=2,
+    priority=3,
+    expiration="60000",
+    type="greeting",
+    app_id="demo",
+    timestamp=1_700_000_000,
+    headers={"x-attempts": 2, "colour": "blue"},
+)
+
+
+def amqp10_connection(sandbox) -> Connection:
+    at = urlsplit(sandbox.url)
+    where = (at.hostname, at.port, unquote(at.path[1:]))
+    return Connection(ConnectionParameters(*where, unquote(at.username), unquote(at.password)))
+
+
+@SINCE_4_0
+def test_a_pika_message_read_over_amqp10_carries_its_properties_as_the_notes_say(
+    sandbox, rabbitmq_version
+):
+    connection = amqp10_connection(sandbox)
+    try:
+        connection.management().queue("props").quorum().queue().declare()
+        with sandbox.connection() as pika_connection:
+            properties = pika.BasicProperties(**PIKA_PROPERTIES, reply_to="replies")
+            pika_connection.channel().basic_publish("", "props", b"from pika", properties)
+        arrived = queue.Queue()
+        connection.consumer_builder().queue("props").message_handler(
+            lambda context, message: (arrived.put(message), context.accept())
+        ).build()
+        message = arrived.get(timeout=20)
+    finally:
+        connection.close()
+    assert message.body_as_bytes() == b"from pika"
+    header, props = message.header, message.properties
+    assert (header.durable, header.priority, header.ttl) == (True, 3, 60_000)
+    assert (props.content_type, props.message_id, props.correlation_id) == (
+        "text/plain",
+        "m-1",
+        "c-1",
+    )
+    assert (props.group_id, props.creation_time) == ("demo", 1_700_000_000_000)  # app_id; ms
+    assert message.application_properties.value == {"colour": "blue"}
+    annotations = message.message_annotations.value
+    assert {key: annotations[key] for key in ("x-attempts", "x-basic-type")} == {
+        "x-attempts": 2,
+        "x-basic-type": "greeting",
+    }
+    assert (annotations["x-exchange"], annotations["x-routing-key"]) == ("", "props")
+    # A queue name in reply_to becomes an address on 4.3 (and stays a name on 4.0).
+    assert props.reply_to == ("/queues/replies" if rabbitmq_version >= (4, 3) else "replies")
+
+
+@SINCE_4_0
+def test_an_amqp10_message_read_by_pika_carries_its_properties_as_the_notes_say(
+    sandbox, rabbitmq_version
+):
+    connection = amqp10_connection(sandbox)
+    try:
+        connection.management().queue("props").quorum().queue().declare()
+        message = Message(
+            "from amqp10",
+            header=Header(durable=True, priority=5),
+            properties=Properties(
+                message_id="m-2",
+                correlation_id="c-2",
+                reply_to="/queues/replies",
+                content_type="text/plain",
+                creation_time=1_700_000_000_000,
+                group_id="g",
+            ),
+            application_properties=ApplicationProperties({"colour": "red", "n": 7}),
+        )
+        publisher = connection.publisher_builder().queue("props").build()
+        assert publisher.publish(message).outcome.state == OutcomeState.ACCEPTED
+    finally:
+        connection.close()
+    with sandbox.connection() as pika_connection:
+        _, props, body = pika_connection.channel().basic_get("props", auto_ack=True)
+    assert body == b"from amqp10"
+    assert (props.delivery_mode, props.priority, props.content_type) == (2, 5, "text/plain")
+    assert (props.message_id, props.correlation_id) == ("m-2", "c-2")
+    assert (props.app_id, props.timestamp) == ("g", 1_700_000_000)  # group_id; seconds
+    assert props.headers == {"colour": "red", "n": 7}
+    # An address in reply_to becomes a queue name on 4.3 (and stays an address on 4.0).
+    assert props.reply_to == ("replies" if rabbitmq_version >= (4, 3) else "/queues/replies")

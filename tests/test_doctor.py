@@ -20,11 +20,21 @@ from test_dead_letters import park_a_poison_task
 from tutorial_tools.addresses import StreamAddress, amqp_url, masked
 
 
-def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams):
+def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams, rabbitmq_version):
     proc = checked(sandbox)
     assert proc.process.returncode == 0, proc.output
     assert lines(proc, "FAIL") == []
+    # AMQP 1.0, for the amqp10/ track: spoken since 4.0; before, a note and not a failure.
     assert lines(proc, "note") == []
+    where = sandbox.url.rpartition("@")[2].partition("/")[0]
+    amqp10 = [line[6:] for line in proc.stdout if "amqp10/" in line]
+    if rabbitmq_version >= (4, 0):
+        assert amqp10 == [f"RabbitMQ speaks AMQP 1.0 on {where} (the amqp10/ track)"]
+    else:
+        assert amqp10 == [
+            f"AMQP 1.0 (the amqp10/ track): RabbitMQ {'.'.join(map(str, rabbitmq_version))} "
+            "does not speak it; the track needs RabbitMQ 4.0 or newer (chapters 1 to 10 do not)"
+        ]
     overview = sandbox.broker.management.get("overview")
     version = f"RabbitMQ {overview['rabbitmq_version']} on Erlang "
     assert any(line.startswith(version) for line in lines(proc, "ok")), proc.output

@@ -23,6 +23,9 @@ def test_every_message_arrives_where_the_chapter_says_and_the_broker_holds_what_
 ):
     if chap.client == "rstream":
         request.getfixturevalue("streams")  # skipped where the broker serves no streams
+    version = request.getfixturevalue("rabbitmq_version")
+    if version < chap.since:
+        pytest.skip(f"on RabbitMQ {version[0]}.{version[1]}: {chap.needs}")
     outcome = tour.run_chapter(chap, sandbox.url, stream_url=sandbox.stream_url)
     assert outcome.problems == []
     # What make doctor expects of each chapter (chapters.py) is what the broker now holds.
@@ -111,6 +114,16 @@ def test_plain_output_when_not_a_terminal_labels_every_line_and_has_no_colour(sa
         line.startswith(f"== Chapter 1 of {len(CHAPTERS)}: Hello World") for line in proc.stdout
     )
     assert "\033[" not in proc.output
+
+
+@pytest.mark.rabbitmq(before=(4, 0), otherwise="it runs the AMQP 1.0 chapter (the test above)")
+def test_on_a_broker_older_than_4_0_the_amqp10_chapter_is_one_skip_line_not_a_failure(sandbox):
+    proc = ScriptProcess("tutorial_tools/tour.py", ["amqp10", "--source", "url"], url=sandbox.url)
+    assert proc.wait(timeout=60) == 0
+    assert proc.matching(r"^SKIP amqp10: ") == [
+        "SKIP amqp10: AMQP 1.0 chapters need RabbitMQ 4.0 or newer; this broker is RabbitMQ 3.10"
+    ]
+    assert proc.matching(r"amqp10/work_queues/") == []  # no script started
 
 
 def test_step_by_step_waits_for_enter_before_each_step(sandbox):

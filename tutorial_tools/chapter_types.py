@@ -79,9 +79,13 @@ class Chapter:
     queues: tuple[tuple[str, Arguments], ...] = ()
     exchanges: tuple[tuple[str, str], ...] = ()
     streams: tuple[tuple[str, Arguments], ...] = ()
-    # The client its scripts use: "pika" (AMQP, RABBITMQ_URL) or "rstream" (the RabbitMQ
-    # Stream protocol, RABBITMQ_STREAM_URL).
+    # The client its scripts use: "pika" (AMQP 0-9-1, RABBITMQ_URL), "rstream" (the RabbitMQ
+    # Stream protocol, RABBITMQ_STREAM_URL) or "amqp10" (AMQP 1.0, RABBITMQ_URL).
     client: str = "pika"
+    # The oldest RabbitMQ its scripts run on, and why: the tour skips the chapter, in one line,
+    # on an older broker (the scripts themselves say so too).
+    since: tuple[int, int] = (0, 0)
+    needs: str = ""
 
     def promised(self, *steps: Step) -> dict[str, list[str]]:
         """The message lines each terminal must print for ``steps``, in order."""

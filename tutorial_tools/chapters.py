@@ -9,9 +9,9 @@ message has arrived everywhere, anything that was going to arrive has: a line th
 missing, or that came where it should not, is a real mismatch, not a slow broker.
 
 The types are in chapter_types.py; the chapters in a module per track, chapters_pika.py
-(1 to 7) and chapters_stream.py (8 and 9). A new chapter goes into its track's module (a new
-track into a module of its own) and into CHAPTERS below, in the order of the course. Import
-them all from here.
+(1 to 7), chapters_stream.py (8 and 9) and chapters_amqp10.py (the AMQP 1.0 track). A new
+chapter goes into its track's module (a new track into a module of its own) and into CHAPTERS
+below, in the order of the course. Import them all from here.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tutorial_tools.chapter_types import (
     Step,
     Terminal,
 )
+from tutorial_tools.chapters_amqp10 import AMQP10
 from tutorial_tools.chapters_pika import (
     CONFIRM_STRATEGIES,
     DEAD_LETTERS,
@@ -46,6 +47,7 @@ from tutorial_tools.chapters_pika import (
 from tutorial_tools.chapters_stream import STREAM_HELLO_WORLD, STREAM_OFFSET_TRACKING
 
 __all__ = [
+    "AMQP10",
     "AWAITING_RPC",
     "CHAPTERS",
     "CONFIRM_STRATEGIES",
@@ -92,6 +94,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     PUBLISHER_CONFIRMS,
     STREAM_HELLO_WORLD,
     STREAM_OFFSET_TRACKING,
+    AMQP10,
 )
 
 

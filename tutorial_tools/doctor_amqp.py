@@ -17,6 +17,7 @@ import pika
 
 from tutorial_tools.addresses import DEFAULT_URL, management_url_for, printable
 from tutorial_tools.chapters import CHAPTERS
+from tutorial_tools.doctor_amqp10 import check_amqp10
 from tutorial_tools.doctor_cluster import check_cluster
 from tutorial_tools.doctor_dead_letters import PARKING_LOT, check_dead_letters, parking_lot_note
 from tutorial_tools.doctor_heartbeats import check_heartbeats
@@ -52,12 +53,13 @@ class AmqpChecks:
         self.check_listener(params)
         connection = self.check_login(params)
         try:
-            self.check_versions(connection)
+            version = self.check_versions(connection)
             self.check_alarms()
             Declarations(self.report, connection, params.virtual_host).check()
             check_dead_letters(self.report, self.management(), params.virtual_host)
             check_cluster(self.report, self.management(), params.virtual_host)
             check_heartbeats(self.report, self.management())
+            check_amqp10(self.report, params, version)
         finally:
             if connection.is_open:
                 connection.close()
@@ -158,7 +160,7 @@ class AmqpChecks:
 
     # -- the broker itself --------------------------------------------------------------
 
-    def check_versions(self, connection: pika.BlockingConnection) -> None:
+    def check_versions(self, connection: pika.BlockingConnection) -> tuple[int, ...]:
         properties = server_properties(connection)
 
         def text(key: str) -> str:
@@ -173,6 +175,7 @@ class AmqpChecks:
             )
         else:
             self.report.ok(f"RabbitMQ {version} on Erlang {platform}")
+        return major_minor
 
     def check_alarms(self) -> None:
         """Publish one message that no queue takes: under a resource alarm, RabbitMQ answers

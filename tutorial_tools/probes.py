@@ -23,6 +23,19 @@ def server_properties(connection: pika.BlockingConnection) -> dict[str, str]:
     }
 
 
+def rabbitmq_version(url: str, timeout: float = 5) -> tuple[int, int] | None:
+    """The broker's RabbitMQ version as (major, minor), as it says when a client connects; None
+    where it cannot be reached or does not say."""
+    params = pika.URLParameters(url)
+    params.socket_timeout = params.stack_timeout = timeout
+    try:
+        with pika.BlockingConnection(params) as connection:
+            major, minor = server_properties(connection).get("version", "").split(".")[:2]
+        return int(major), int(minor)
+    except (pika.exceptions.AMQPError, OSError, ValueError):
+        return None
+
+
 def greeting(host: str, port: int, hello: bytes, timeout: float) -> bytes:
     """Send ``hello``, a protocol's first bytes, to host:port: the first 8 bytes of the answer
     (b"" if it hangs up). With no hello it only connects: a TLS port wants a handshake first."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from tutorial_tools.chapters import CHAPTERS, SENDER, Chapter, Step, Terminal, chapter
 from tutorial_tools.lifecycle import run_with_broker
+from tutorial_tools.probes import rabbitmq_version
 from tutorial_tools.processes import ScriptError, ScriptProcess
 from tutorial_tools.sources import SOURCES, Broker
 from tutorial_tools.tour_display import Display
@@ -212,7 +213,10 @@ def tour(
     step_by_step: bool = False,
     timeout: float = ARRIVAL_TIMEOUT,
     stream_url: str | None = None,
+    version: tuple[int, int] | None = None,
 ) -> bool:
+    """Run ``chapters``; skip, in one line, those that need a newer RabbitMQ than ``version``
+    (None: unknown, so run them: their scripts say what they need)."""
     all_ok = True
     started = time.monotonic()
     course = list(CHAPTERS) if all(c in CHAPTERS for c in chapters) else chapters
@@ -221,6 +225,10 @@ def tour(
         index, total = course.index(chap) + 1, len(course)
         display.say()
         display.say(f"== Chapter {index} of {total}: {chap.title} ({chap.slug}/README.md) ==", "1")
+        if version is not None and version < chap.since:
+            have = ".".join(map(str, version))
+            display.say(f"SKIP {chap.slug}: {chap.needs}; this broker is RabbitMQ {have}", "1;33")
+            continue
 
         def before_step(number: int, step: Step, chap: Chapter = chap) -> None:
             display.say(f"-- step {number} of {len(chap.steps)}: {step.says}", "2")
@@ -300,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
             return open_in_tmux(
                 chapters[0], broker.url, session, not args.no_attach, broker.stream_url
             )
-        ok = tour(chapters, broker.url, display, args.step, args.timeout, broker.stream_url)
+        version = rabbitmq_version(broker.url)
+        ok = tour(
+            chapters, broker.url, display, args.step, args.timeout, broker.stream_url, version
+        )
         return 0 if ok else 1
 
     return run_with_broker("tour", show, args.source, say=display.say)
