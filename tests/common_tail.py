@@ -17,7 +17,8 @@ def tails(imports: str, marker: str, folder: str | None = None) -> dict[str, str
     from the line with ``marker`` on. Fails for a script with no such line, or two. Only the
     scripts of ``folder``, if given; else those of every chapter but the OWN_TAIL ones."""
     found = {}
-    for path in sorted(ROOT.glob("*/*.py")):
+    # A chapter's folder, or a track's chapter (amqp10/hello_world/).
+    for path in sorted([*ROOT.glob("*/*.py"), *ROOT.glob("amqp10/*/*.py")]):
         if path.parent.name in ("tests", "tutorial_tools") or path.parent.name.startswith("."):
             continue
         if path.parent.name != folder and (folder or path.parent.name in OWN_TAIL):

@@ -7,6 +7,7 @@ import queue
 import re
 from urllib.parse import unquote, urlsplit
 
+import common_tail
 import pika
 import pytest
 from rabbitmq_amqp_python_client import (
@@ -150,6 +151,14 @@ def test_before_4_0_each_script_says_in_one_line_that_it_needs_4_0(sandbox, scri
         f" [!] AMQP 1.0 chapters need RabbitMQ 4.0 or newer at {where} "
         "(run 'make doctor' to diagnose)"
     ]
+
+
+def test_every_amqp10_script_ends_with_the_same_short_tail():
+    tails = common_tail.tails(
+        "from rabbitmq_amqp_python_client import", "# the same in every AMQP 1.0 script: "
+    )
+    assert set(SCRIPTS) <= set(tails)
+    assert common_tail.differing(tails, SEND) == []
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -34,8 +34,12 @@ Every figure is the median of ``--runs`` runs of the project's own scripts:
   declared with x-quorum-initial-group-size 1 and 3. Where no rabbitmq-server is installed, one
   line says the section is skipped.
 
+- AMQP 1.0 (bench_amqp10.py): publishing to a quorum queue with each message's outcome awaited,
+  from one thread and from eight, against pika confirming each message, on the same broker
+  (4.0 or newer; before, one line says the section is skipped), at most 2,000 messages.
+
 Sections (--only, --skip): ``queues`` (the first table: publishing, RPC, the idle receiver),
-``streams`` and ``replication``; all by default, and all for --write.
+``streams``, ``replication`` and ``amqp10``; all by default, and all for --write.
 
 The default of 10,000 messages (not the chapter's 50,000) keeps a run of the first two sections
 to one or two minutes on a 2-core machine: one confirm at a time is what takes long, and longer
@@ -58,6 +62,7 @@ import pika
 import psutil
 import rstream
 
+from tutorial_tools.bench_amqp10 import amqp10_table, measure_amqp10
 from tutorial_tools.bench_cluster import measure_replication
 from tutorial_tools.bench_queues import (
     BenchError,
@@ -83,7 +88,10 @@ from tutorial_tools.sources import SOURCES, Broker, BrokerError
 # Where --write puts which table: the top-level README gets them all.
 README, CONFIRMS_NOTES = ROOT / "README.md", ROOT / "publisher_confirms" / "README.md"
 STREAM_NOTES = ROOT / "stream_hello_world" / "README.md"
-SECTIONS = ("queues", "streams", "replication")
+AMQP10_NOTES = ROOT / "amqp10" / "README.md"
+# One outcome at a time is what takes long: the AMQP 1.0 section publishes at most this many.
+AMQP10_MESSAGES = 2_000
+SECTIONS = ("queues", "streams", "replication", "amqp10")
 
 
 # -- command line ------------------------------------------------------------------------
@@ -199,6 +207,9 @@ def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) 
             if "replication" in args.sections:
                 replication = measure_replication(broker, url, args.runs, args.messages, say)
                 texts["replication"] = replication_table(replication, args.messages)
+            if "amqp10" in args.sections:
+                amqp10 = measure_amqp10(url, args.runs, min(args.messages, AMQP10_MESSAGES), say)
+                texts["amqp10"] = amqp10_table(amqp10, min(args.messages, AMQP10_MESSAGES))
     except (BenchError, ScriptError, rstream.exceptions.ServerError, OSError) as exc:
         print(f"bench: {exc!r}", file=sys.stderr)
         return 1
@@ -212,6 +223,7 @@ def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) 
             README: "\n\n".join(texts.values()),
             CONFIRMS_NOTES: text,
             STREAM_NOTES: f"{about}; median of {args.runs} runs.\n\n{stream_text}",
+            AMQP10_NOTES: f"{about}; median of {args.runs} runs.\n\n{texts['amqp10']}",
         }
         for path, block in tables.items():
             if write_between_markers(path, block):
