@@ -16,7 +16,7 @@ def main(params: pika.URLParameters) -> None:
     channel = connection.channel()
     # A fanout exchange copies each message to every queue bound to it. Publishing to an
     # exchange that does not exist is an error, so the sender declares it too.
-    channel.exchange_declare(exchange="logs", exchange_type="fanout")
+    channel.exchange_declare(exchange="logs", exchange_type="fanout", durable=True)
     channel.basic_publish(exchange="logs", routing_key="", body=message)  # fanout ignores keys
     connection.close()
     print(f" [x] Sent {message}")

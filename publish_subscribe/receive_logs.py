@@ -13,7 +13,7 @@ import pika
 def main(params: pika.URLParameters) -> None:
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
-    channel.exchange_declare(exchange="logs", exchange_type="fanout")
+    channel.exchange_declare(exchange="logs", exchange_type="fanout", durable=True)
     # queue="": the broker picks a fresh name. exclusive: the queue is this connection's own,
     # and RabbitMQ deletes it when we disconnect, so each receiver gets only new messages.
     result = channel.queue_declare(queue="", exclusive=True)

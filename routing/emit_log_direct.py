@@ -18,7 +18,7 @@ def main(params: pika.URLParameters) -> None:
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
     # A direct exchange delivers a message to the queues bound with exactly its routing key.
-    channel.exchange_declare(exchange="direct_logs", exchange_type="direct")
+    channel.exchange_declare(exchange="direct_logs", exchange_type="direct", durable=True)
     channel.basic_publish(exchange="direct_logs", routing_key=severity, body=message)
     connection.close()
     print(f" [x] Sent {severity}:{message}")

@@ -18,7 +18,7 @@ def main(params: pika.URLParameters) -> None:
         sys.exit("Binding key is longer than 255 bytes")
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
-    channel.exchange_declare(exchange="direct_logs", exchange_type="direct")
+    channel.exchange_declare(exchange="direct_logs", exchange_type="direct", durable=True)
     result = channel.queue_declare(queue="", exclusive=True)  # ours alone, gone when we go
     queue_name = result.method.queue
     # One binding per severity: the queue gets every message whose key is one of them.

@@ -116,6 +116,17 @@ def test_an_exchange_of_another_type_fails_with_how_to_delete_it(sandbox):
     assert sandbox.run("publish_subscribe/emit_log.py").process.returncode == 0
 
 
+def test_a_transient_exchange_from_the_official_tutorial_fails_with_how_to_delete_it(sandbox):
+    # The official tutorial declares 'logs' transient; the chapters here declare it durable.
+    with sandbox.connection() as connection:
+        connection.channel().exchange_declare("logs", exchange_type="fanout")
+    proc = checked(sandbox)
+    assert proc.process.returncode == 1
+    [fail] = lines(proc, "FAIL")
+    assert "exchange 'logs' exists with other settings than publish_subscribe" in fail
+    assert "inequivalent arg 'durable'" in fail
+
+
 def test_a_wrong_password_fails_at_login_and_stops_there(broker, sandbox):
     url = amqp_url(broker.host, broker.amqp_port, sandbox.vhost, password=PASSWORD)
     proc = doctor(url, broker.management_url, stream_url=sandbox.stream_url)

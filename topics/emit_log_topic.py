@@ -18,7 +18,7 @@ def main(params: pika.URLParameters) -> None:
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
     # A topic exchange matches the words of the routing key against each binding's pattern.
-    channel.exchange_declare(exchange="topic_logs", exchange_type="topic")
+    channel.exchange_declare(exchange="topic_logs", exchange_type="topic", durable=True)
     channel.basic_publish(exchange="topic_logs", routing_key=routing_key, body=message)
     connection.close()
     print(f" [x] Sent {routing_key}:{message}")

@@ -19,7 +19,7 @@ def main(params: pika.URLParameters) -> None:
         sys.exit("Binding key is longer than 255 bytes")
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
-    channel.exchange_declare(exchange="topic_logs", exchange_type="topic")
+    channel.exchange_declare(exchange="topic_logs", exchange_type="topic", durable=True)
     result = channel.queue_declare(queue="", exclusive=True)  # ours alone, gone when we go
     queue_name = result.method.queue
     # One binding per pattern; a message that matches several is still delivered once.

@@ -264,7 +264,7 @@ class Declarations:
         if found is None:
             return
         try:
-            self.connection.channel().exchange_declare(name, exchange_type=kind)
+            self.connection.channel().exchange_declare(name, exchange_type=kind, durable=True)
         except pika.exceptions.ChannelClosedByBroker as closed:
             api = f"/api/exchanges/{urllib.parse.quote(self.vhost, safe='')}/{name}"
             self.report.fail(
