@@ -1,0 +1,65 @@
+"""Publish/Subscribe over AMQP 1.0, receiving side: print every log message sent from now on.
+
+Run: python receive_logs.py    (then python emit_log.py in another terminal)
+"""
+
+import os
+import signal
+import sys
+import time
+from contextlib import closing
+from urllib.parse import unquote, urlsplit
+
+from rabbitmq_amqp_python_client import (
+    Connection,
+    ConnectionParameters,
+    ConsumerSettleStrategy,
+    ExchangeType,
+    ProtocolError,
+)
+
+
+def main(params: ConnectionParameters) -> None:
+    with closing(Connection(params)) as connection:
+        management = connection.management()
+        management.exchange("logs").type(ExchangeType.FANOUT).declare()
+        # No name: the client picks one (client.gen-...). Exclusive: the queue is this
+        # connection's own, and RabbitMQ deletes it when we disconnect, so each receiver gets
+        # only new messages. (This client declares every queue durable; exclusive, it still
+        # goes with us. RabbitMQ 4.3 may refuse a queue that is neither.)
+        queue_name = management.queue().exclusive().declare().name
+        # The binding tells the exchange to copy its messages into our queue.
+        management.bind(source="logs", destination=queue_name)
+
+        def on_message(context, message):
+            print(f" [x] {message.body_as_bytes().decode(errors='backslashreplace')}")
+
+        # Presettled: RabbitMQ forgets each message as it sends it (pika: auto_ack=True).
+        consumer = (
+            connection.consumer_builder()
+            .queue(queue_name)
+            .settle_strategy(ConsumerSettleStrategy.PRESETTLED)
+            .message_handler(on_message)
+            .build()
+        )
+        print(" [*] Waiting for logs. To exit press CTRL+C")
+        while consumer.is_open and connection.is_open:
+            time.sleep(0.5)  # Ctrl+C arrives here; on_message runs in the client's own thread
+        # The link ends without us closing it if the queue is deleted or the connection lost.
+        sys.exit(f" [!] RabbitMQ ended the consumer: was the queue {queue_name} deleted?")
+
+
+if __name__ == "__main__":  # the same in every AMQP 1.0 script: where, Ctrl+C, errors in one line
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C
+    url = os.getenv("RABBITMQ_URL", "amqp://guest:guest@localhost:5672/%2F")
+    try:
+        at = urlsplit(url)
+        where = (at.hostname or "localhost", at.port or 5672, unquote(at.path[1:]) or "/")
+        login = (unquote(at.username or "guest"), unquote(at.password or "guest"))
+        main(ConnectionParameters(*where, *login))
+    except KeyboardInterrupt:
+        print(" [*] Interrupted")
+    except Exception as error:  # one line on stderr, saying where (never the password)
+        old = isinstance(error, ProtocolError) and "SASL" in str(error)  # a 3.x broker
+        why = "AMQP 1.0 chapters need RabbitMQ 4.0 or newer" if old else repr(error)
+        sys.exit(f" [!] {why} at {url.rpartition('@')[2]} (run 'make doctor' to diagnose)")
