@@ -28,6 +28,7 @@ import pytest
 import test_cluster  # noqa: F401 (likewise)
 import test_dead_letters  # noqa: F401 (likewise)
 import test_notes_runs  # noqa: F401 (its rows register in SHOWN)
+import test_notes_runs_amqp10  # noqa: F401 (likewise)
 import test_notes_runs_streams  # noqa: F401 (likewise)
 import test_resilient_worker  # noqa: F401 (likewise)
 from pika.adapters.blocking_connection import BlockingChannel
@@ -298,7 +299,8 @@ def test_delivery_mode_2_is_the_older_spelling_of_persistent():
 
 @pytest.mark.parametrize("chap", CHAPTERS, ids=lambda c: c.slug)
 def test_each_chapter_quotes_each_of_its_scripts(chap):
-    scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / chap.slug).glob("*.py")}
+    # rglob: a track's chapters are folders in its own (amqp10/hello_world/send.py).
+    scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / chap.slug).rglob("*.py")}
     for note in (ROOT / chap.slug).glob("README*.md"):  # in each language
         quoted = {
             m[1] for b in blocks(note) if b.kind == "python" and (m := QUOTE.fullmatch(b.marker))
