@@ -17,9 +17,10 @@ def main(params: ConnectionParameters) -> None:
         connection.management().queue("hello").quorum().queue().declare()
 
         def on_message(context, message):
-            print(f" [x] Received {message.body_as_bytes().decode(errors='backslashreplace')}")
             # Settle the delivery as accepted: RabbitMQ may forget the message (pika: basic_ack).
+            # First, then print: a Ctrl+C right after the line cannot leave it unsettled.
             context.accept()
+            print(f" [x] Received {message.body_as_bytes().decode(errors='backslashreplace')}")
 
         # A consumer is a link from /queues/hello; the client calls on_message in its own thread.
         consumer = connection.consumer_builder().queue("hello").message_handler(on_message).build()

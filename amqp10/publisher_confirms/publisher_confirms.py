@@ -50,7 +50,9 @@ def main(params: ConnectionParameters) -> None:
         for first in range(0, n, k):
             batch = range(first, min(n, first + k))  # K messages, fewer at the end
             messages = [Message(f"amqp10-{i}", header=DURABLE) for i in batch]
-            results = list(pool.map(publisher.publish, messages))  # in the order of the messages
+            # At most 5 s for an outcome (pika's scripts give RabbitMQ as long to answer): also
+            # how long Ctrl+C waits, at worst, for the K threads, which it cannot stop.
+            results = list(pool.map(lambda message: publisher.publish(message, 5), messages))
             confirmed += sum(result.outcome.state == OutcomeState.ACCEPTED for result in results)
             refused = [r for r in results if r.outcome.state != OutcomeState.ACCEPTED]
             if refused:  # stop at the first, as pika's publish_individually.py stops at a nack
