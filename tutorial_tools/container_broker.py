@@ -74,8 +74,11 @@ class ContainerBroker(Broker):
         container.with_name(self.name)
         if os.environ.get(leftovers.MARK):  # so that a run can find it should we be killed
             container.with_kwargs(labels={leftovers.LABEL: os.environ[leftovers.MARK]})
-        # The stream port is advertised, so its host port is chosen here, not by the engine.
-        host_ports = {"stream": free_ports(1)[0], **self.fixed}
+        # Every host port is chosen here, not by the engine, and below the ephemeral range (see
+        # free_ports): a restart binds them again, and a port the engine picked from that range
+        # could meanwhile be the local end of some outgoing connection (CI saw a restart fail
+        # with "address already in use"). The stream port is advertised, besides.
+        host_ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True)) | self.fixed
         for name, (port, _) in LISTENERS.items():
             # Published on 127.0.0.1 only (an engine's default is every interface).
             container.ports[str(port)] = ("127.0.0.1", host_ports.get(name))
