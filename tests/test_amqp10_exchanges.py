@@ -357,24 +357,3 @@ def test_a_receiver_whose_queue_is_deleted_says_so_and_exits_1(sandbox, receiver
     # Its last line (before it, the client logs the broker's detach: amqp:resource-deleted).
     assert proc.stderr[-1] == f" [!] RabbitMQ ended the consumer: was the queue {queue} deleted?"
     assert "Traceback" not in proc.output
-
-
-@pytest.mark.rabbitmq(before=(4, 0), otherwise="it speaks AMQP 1.0 (the other tests here)")
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_before_4_0_each_script_says_in_one_line_that_it_needs_4_0(sandbox, script):
-    proc = sandbox.run(script, *SCRIPTS[script])
-    assert proc.process.returncode == 1
-    where = sandbox.url.rpartition("@")[2]
-    assert proc.stderr == [
-        f" [!] AMQP 1.0 chapters need RabbitMQ 4.0 or newer at {where} "
-        "(run 'make doctor' to diagnose)"
-    ]
-
-
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_nothing_listening_is_one_line_and_exit_1(script, port):
-    url = f"amqp://guest:guest@127.0.0.1:{port['refused']}/%2F"
-    proc = run_script(script, SCRIPTS[script], url=url)
-    assert proc.process.returncode == 1
-    assert len(proc.stderr) == 1
-    assert proc.stderr[0].startswith(" [!] ConnectionRefusedError(")

@@ -12,13 +12,12 @@ from test_amqp10 import SINCE_4_0
 from test_publisher_confirms import limit_queue, take_all
 
 from tutorial_tools.chapters import AWAITING_RPC
-from tutorial_tools.processes import ScriptProcess, run_script
+from tutorial_tools.processes import ScriptProcess
 from tutorial_tools.waiting import wait_until
 
 SERVER, CLIENT = "amqp10/rpc/rpc_server.py", "amqp10/rpc/rpc_client.py"
 DIRECT = "amqp10/rpc/rpc_amqp10.py"
 CONFIRMS = "amqp10/publisher_confirms/publisher_confirms.py"
-SCRIPTS = (SERVER, CLIENT, DIRECT, CONFIRMS)
 FIB = {0: 0, 1: 1, 10: 55, 20: 6765, 25: 75025, 27: 196418, 30: 832040}
 SINCE_4_2 = pytest.mark.rabbitmq(
     since=(4, 2),
@@ -243,23 +242,3 @@ def test_ctrl_c_stops_a_script_in_the_middle_with_one_line(sandbox, script, args
     assert proc.interrupt() == 0
     assert proc.stdout[-1] == " [*] Interrupted"
     assert proc.stderr == []
-
-
-@pytest.mark.rabbitmq(before=(4, 0), otherwise="it speaks AMQP 1.0 (the other tests here)")
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_before_4_0_each_script_says_in_one_line_that_it_needs_4_0(sandbox, script):
-    proc = sandbox.run(script)
-    assert proc.process.returncode == 1
-    where = sandbox.url.rpartition("@")[2]
-    assert proc.stderr == [
-        f" [!] AMQP 1.0 chapters need RabbitMQ 4.0 or newer at {where} "
-        "(run 'make doctor' to diagnose)"
-    ]
-
-
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_nothing_listening_is_one_line_and_exit_1(script, port):
-    proc = run_script(script, url=f"amqp://guest:guest@127.0.0.1:{port['refused']}/%2F")
-    assert proc.process.returncode == 1
-    assert len(proc.stderr) == 1
-    assert proc.stderr[0].startswith(" [!] ConnectionRefusedError(")
