@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import queue
 import re
-from urllib.parse import unquote, urlsplit
 
 import common_tail
 import pika
 import pytest
 from rabbitmq_amqp_python_client import (
     ApplicationProperties,
-    Connection,
-    ConnectionParameters,
     Header,
     Message,
     OutcomeState,
@@ -21,6 +18,7 @@ from rabbitmq_amqp_python_client import (
 )
 
 from tutorial_tools.chapters import WAITING_MESSAGES
+from tutorial_tools.probes import amqp10_connection
 from tutorial_tools.processes import ROOT, run_script
 from tutorial_tools.waiting import wait_until
 
@@ -192,17 +190,11 @@ PIKA_PROPERTIES = dict(
 )
 
 
-def amqp10_connection(sandbox) -> Connection:
-    at = urlsplit(sandbox.url)
-    where = (at.hostname, at.port, unquote(at.path[1:]))
-    return Connection(ConnectionParameters(*where, unquote(at.username), unquote(at.password)))
-
-
 @SINCE_4_0
 def test_a_pika_message_read_over_amqp10_carries_its_properties_as_the_notes_say(
     sandbox, rabbitmq_version
 ):
-    connection = amqp10_connection(sandbox)
+    connection = amqp10_connection(sandbox.url)
     try:
         connection.management().queue("props").quorum().queue().declare()
         with sandbox.connection() as pika_connection:
@@ -239,7 +231,7 @@ def test_a_pika_message_read_over_amqp10_carries_its_properties_as_the_notes_say
 def test_an_amqp10_message_read_by_pika_carries_its_properties_as_the_notes_say(
     sandbox, rabbitmq_version
 ):
-    connection = amqp10_connection(sandbox)
+    connection = amqp10_connection(sandbox.url)
     try:
         connection.management().queue("props").quorum().queue().declare()
         message = Message(

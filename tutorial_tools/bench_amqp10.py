@@ -18,24 +18,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit
 
 import pika
 
 from tutorial_tools.bench_queues import BenchError
-from tutorial_tools.probes import rabbitmq_version
+from tutorial_tools.probes import amqp10_connection, rabbitmq_version
 
 THREADS = 8
 BODY = b"x" * 20
-
-
-def amqp10_connection(url: str):
-    from rabbitmq_amqp_python_client import Connection, ConnectionParameters
-
-    at = urlsplit(url)
-    where = (at.hostname or "localhost", at.port or 5672, unquote(at.path[1:]) or "/")
-    login = (unquote(at.username or "guest"), unquote(at.password or "guest"))
-    return Connection(ConnectionParameters(*where, *login))
 
 
 def pika_confirmed(url: str, queue: str, messages: int) -> float:

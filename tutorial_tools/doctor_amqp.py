@@ -59,7 +59,7 @@ class AmqpChecks:
             check_dead_letters(self.report, self.management(), params.virtual_host)
             check_cluster(self.report, self.management(), params.virtual_host)
             check_heartbeats(self.report, self.management())
-            check_amqp10(self.report, params, version)
+            check_amqp10(self.report, self.url, params, version)
         finally:
             if connection.is_open:
                 connection.close()

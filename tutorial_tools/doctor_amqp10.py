@@ -6,11 +6,14 @@ from __future__ import annotations
 import pika
 
 from tutorial_tools.doctor_report import Report
+from tutorial_tools.probes import amqp10_connection
 
 SINCE = (4, 0)
 
 
-def check_amqp10(report: Report, params: pika.URLParameters, version: tuple[int, ...]) -> None:
+def check_amqp10(
+    report: Report, url: str, params: pika.URLParameters, version: tuple[int, ...]
+) -> None:
     where = f"{params.host}:{params.port}"
     if version < SINCE:
         have = ".".join(map(str, version))
@@ -20,24 +23,13 @@ def check_amqp10(report: Report, params: pika.URLParameters, version: tuple[int,
         )
         return
     try:
-        from rabbitmq_amqp_python_client import Connection, ConnectionParameters
+        amqp10_connection(url).close()
     except ImportError:
         report.fail(
             "AMQP 1.0 (the amqp10/ track): its client is not installed: "
             "'pip install rabbitmq-amqp-python-client==2.0.0b2' (make setup does)"
         )
         return
-    credentials = params.credentials
-    try:
-        Connection(
-            ConnectionParameters(
-                params.host,
-                params.port,
-                params.virtual_host,
-                credentials.username,
-                credentials.password,
-            )
-        ).close()
     except Exception as error:  # the client's reason, in one line
         report.fail(f"AMQP 1.0 (the amqp10/ track) fails on {where}: {error!r}")
         return

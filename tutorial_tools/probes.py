@@ -10,6 +10,7 @@ says whether the broker blocks publishers, without the management API.
 from __future__ import annotations
 
 import socket
+from urllib.parse import unquote, urlsplit
 
 import pika
 
@@ -34,6 +35,17 @@ def rabbitmq_version(url: str, timeout: float = 5) -> tuple[int, int] | None:
         return int(major), int(minor)
     except (pika.exceptions.AMQPError, OSError, ValueError):
         return None
+
+
+def amqp10_connection(url: str):
+    """An AMQP 1.0 connection to the broker at the AMQP URL ``url``, through RabbitMQ's own
+    client, as the amqp10/ scripts open theirs. Imported here: only its users need it."""
+    from rabbitmq_amqp_python_client import Connection, ConnectionParameters
+
+    at = urlsplit(url)
+    where = (at.hostname or "localhost", at.port or 5672, unquote(at.path[1:]) or "/")
+    login = (unquote(at.username or "guest"), unquote(at.password or "guest"))
+    return Connection(ConnectionParameters(*where, *login))
 
 
 def greeting(host: str, port: int, hello: bytes, timeout: float) -> bytes:
