@@ -9,7 +9,7 @@ import dataclasses
 import re
 
 import pytest
-from test_amqp10 import SINCE_4_0
+from test_amqp10 import SCRIPTS, SINCE_4_0
 
 from tutorial_tools.chapters import PUBLISH_SUBSCRIBE, ROUTING, TOPICS, WAITING_LOGS, route
 from tutorial_tools.processes import ScriptProcess, run_script
@@ -21,15 +21,7 @@ EMIT_DIRECT, RECEIVE_DIRECT = (
     "amqp10/routing/receive_logs_direct.py",
 )
 EMIT_TOPIC, RECEIVE_TOPIC = "amqp10/topics/emit_log_topic.py", "amqp10/topics/receive_logs_topic.py"
-# Each script with arguments it runs with: a receiver needs a binding key or two.
-SCRIPTS = {
-    EMIT: (),
-    RECEIVE: (),
-    EMIT_DIRECT: ("error", "Run."),
-    RECEIVE_DIRECT: ("error",),
-    EMIT_TOPIC: ("kern.critical", "A critical kernel error"),
-    RECEIVE_TOPIC: ("kern.*",),
-}
+# The receivers, each started with the arguments test_amqp10.SCRIPTS gives it.
 RECEIVERS = (RECEIVE, RECEIVE_DIRECT, RECEIVE_TOPIC)
 INTERRUPTED = " [*] Interrupted"
 

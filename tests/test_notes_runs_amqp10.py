@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from shown import HINT, WHERE, Shown, check, printed, rows_of, run, shown, start
+from test_amqp10 import SINCE_4_0
 
 from tutorial_tools.chapters import WAITING_MESSAGES
 
 BEFORE_4_0 = (pytest.mark.rabbitmq(before=(4, 0), otherwise="it speaks AMQP 1.0 (the other rows)"),)
-SINCE_4_0 = (pytest.mark.rabbitmq(since=(4, 0), otherwise="no AMQP 1.0 before 4.0"),)
 
 
 @shown(
@@ -34,7 +34,7 @@ def on_3_10(sandbox, row, tmp_path):
         " [x] Done",
         " [x] Sent First task.",
     ],
-    marks=SINCE_4_0,
+    marks=(SINCE_4_0,),
 )
 def run_it(sandbox, row, tmp_path):
     work, send = row.commands
