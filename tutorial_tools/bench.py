@@ -208,8 +208,9 @@ def bench(broker: Broker, args: argparse.Namespace, say: Callable[[str], None]) 
                 replication = measure_replication(broker, url, args.runs, args.messages, say)
                 texts["replication"] = replication_table(replication, args.messages)
             if "amqp10" in args.sections:
-                amqp10 = measure_amqp10(url, args.runs, min(args.messages, AMQP10_MESSAGES), say)
-                texts["amqp10"] = amqp10_table(amqp10, min(args.messages, AMQP10_MESSAGES))
+                messages = min(args.messages, AMQP10_MESSAGES)
+                amqp10 = measure_amqp10(url, args.runs, messages, say)
+                texts["amqp10"] = amqp10_table(amqp10, messages)
     except (BenchError, ScriptError, rstream.exceptions.ServerError, OSError) as exc:
         print(f"bench: {exc!r}", file=sys.stderr)
         return 1
