@@ -39,7 +39,8 @@ def main(params: ConnectionParameters) -> None:
         parser.error("N and the number in flight must be positive")
     # K threads for K messages in flight: publish() sends a message and waits for its outcome,
     # and the client lets several threads call it at once. The next K go once all K have one.
-    with ThreadPoolExecutor(k) as pool, closing(Connection(params)) as connection:
+    # The threads stop before the connection closes: never a message on a closed link.
+    with closing(Connection(params)) as connection, ThreadPoolExecutor(k) as pool:
         connection.management().queue(QUEUE).quorum().queue().declare()
         connection.management().queue(QUEUE).purge()  # after a run it holds this run's messages
         publisher = connection.publisher_builder().queue(QUEUE).build()
