@@ -41,8 +41,8 @@ def main(params: pika.URLParameters) -> None:
             ch.basic_reject(delivery_tag=method.delivery_tag, requeue=requeue)
             print(f" [!] Failed: {error!r}; {'given back' if requeue else 'rejected'}")
             return
-        print(" [x] Done")
         ch.basic_ack(delivery_tag=method.delivery_tag)
+        print(" [x] Done")
 
     channel.basic_qos(prefetch_count=1)
     channel.basic_consume(queue="task_queue", on_message_callback=callback)

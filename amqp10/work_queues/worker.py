@@ -42,10 +42,10 @@ def main(params: ConnectionParameters) -> None:
             again = "" if first else " (redelivered)"
             print(f" [x] Received {body.decode(errors='backslashreplace')}{again}")
             time.sleep(body.count(b"."))
-            print(" [x] Done")
             # Accept after the work: should this worker die first, RabbitMQ gives the task to
             # another (pika: basic_ack).
             context.accept()
+            print(" [x] Done")
         # The link ends without us closing it if the queue is deleted or the connection lost.
         sys.exit(" [!] RabbitMQ ended the consumer: queue deleted, or a task timed out?")
 
