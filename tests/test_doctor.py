@@ -9,8 +9,11 @@ tested in test_doctor_streams.py.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 import urllib.parse
 
 import pytest
@@ -18,6 +21,7 @@ from doctor_runs import PASSWORD, after_the_fix, checked, doctor, fix_command, l
 from test_dead_letters import park_a_poison_task
 
 from tutorial_tools.addresses import StreamAddress, amqp_url, masked
+from tutorial_tools.processes import ROOT
 
 
 def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams, rabbitmq_version):
@@ -54,6 +58,35 @@ def test_a_broker_with_nothing_wrong_passes_every_check(sandbox, streams, rabbit
         stream_checks
     ), proc.output
     assert proc.stdout[-1] == "All checks passed."
+
+
+@pytest.mark.rabbitmq(since=(4, 0), otherwise="it has no AMQP 1.0: the doctor only notes that")
+def test_without_the_amqp10_client_the_doctor_fails_and_says_how_to_install_it(sandbox, tmp_path):
+    # A package of the client's name that cannot be imported, ahead of the installed one on the
+    # path: as where only pika was installed. A process of its own, not a fork of the launcher,
+    # whose path is already set.
+    (tmp_path / "rabbitmq_amqp_python_client").mkdir()
+    (tmp_path / "rabbitmq_amqp_python_client" / "__init__.py").write_text("raise ImportError\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), RABBITMQ_URL=sandbox.url)
+    env.update(RABBITMQ_MANAGEMENT_URL=sandbox.broker.management_url)
+    env.update(RABBITMQ_STREAM_URL=sandbox.stream_url or "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tutorial_tools.doctor"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stderr) == (1, ""), proc.stdout + proc.stderr
+    # The version it names is the one pyproject.toml pins.
+    (pin,) = re.findall(
+        r'"(rabbitmq-amqp-python-client==[^"]+)"', (ROOT / "pyproject.toml").read_text()
+    )
+    assert [line for line in proc.stdout.splitlines() if line.startswith("FAIL")] == [
+        f"FAIL  AMQP 1.0 (the amqp10/ track): its client is not installed: 'pip install {pin}'"
+        " (make setup does)"
+    ]
 
 
 def test_messages_left_in_a_chapter_queue_are_a_note_with_how_to_drop_them(sandbox):
