@@ -7,9 +7,12 @@ import ipaddress
 import os
 import re
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +20,18 @@ import docker
 import pika
 import psutil
 import pytest
+from mirakuru.base import ENV_UUID
 from mirakuru.base_env import processes_with_env
 
 from tutorial_tools import leftovers
 from tutorial_tools.lifecycle import STOP_SIGNALS, running_broker
+from tutorial_tools.local_broker import LocalBroker
 from tutorial_tools.management import ManagementApi
 from tutorial_tools.processes import ROOT, ScriptProcess, run_script
-from tutorial_tools.sources import Broker
+from tutorial_tools.rabbitmq_server import find_server, free_ports
+from tutorial_tools.sources import Broker, BrokerUnavailable
 from tutorial_tools.url_broker import UrlBroker
+from tutorial_tools.waiting import wait_until
 
 
 def publish_kept_message(url: str) -> None:
@@ -231,6 +238,51 @@ def test_every_listener_of_a_broker_we_started_is_on_loopback_only(broker: Broke
     # Erlang distribution port and epmd among them).
     assert {port for _, port in found} >= set(broker.ports.values()), found
     assert [(ip, port) for ip, port in found if not ipaddress.ip_address(ip).is_loopback] == []
+
+
+LOCAL = pytest.mark.skipif(find_server() is None, reason="no rabbitmq-server is installed here")
+
+
+@LOCAL
+def test_a_local_node_whose_port_is_taken_as_it_starts_is_not_taken_for_started():
+    """free_ports() chooses ports free at that moment; another process (another test worker's
+    broker) may bind one before the node does. The node then dies ('eaddrinuse') while the port
+    accepts connections: it must not count as started, or the tests go to another broker."""
+    port = free_ports(1)[0]
+    local, failed = LocalBroker(fixed_port=port), []
+
+    def start() -> None:
+        try:
+            local.start(attempts=1)  # one attempt: every one would find the port taken
+        except BrokerUnavailable as exc:
+            failed.append(str(exc))
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    workdir = None
+    try:
+        # The node has begun to log: its AMQP listener, the last it starts, is seconds away.
+        wait_until(lambda: local.process and local.process.node_log.exists(), 60, "its log")
+        workdir = local.workdir
+        with socket.create_server(("127.0.0.1", port)):
+            starting.join(timeout=120)
+    finally:
+        starting.join(timeout=120)
+        if workdir:  # kept, with its logs, by a node that ended by itself
+            shutil.rmtree(workdir, ignore_errors=True)
+    taken = "a port it was given was taken meanwhile: eaddrinuse"
+    assert failed == [f"rabbitmq-server exited as it started ({taken})"]
+    assert processes_with_env(ENV_UUID, local.process.envvars[ENV_UUID]) == set()
+
+
+@LOCAL
+def test_a_local_node_whose_port_is_taken_before_it_starts_is_not_started():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        local = LocalBroker(fixed_port=port)
+        with pytest.raises(BrokerUnavailable, match=f"^port {port} on 127.0.0.1 is taken"):
+            local.start()
+    assert not local.process.node_log.parent.parent.exists()  # nothing kept: no node ran
 
 
 def test_no_source_at_all_names_the_three_ways_to_get_a_broker(tmp_path):

@@ -42,13 +42,17 @@ class LocalBroker(Broker):
         self.workdir: Path | None = None
         self.process: RabbitMqServer | None = None
 
-    def start(self) -> LocalBroker:
+    def start(self, attempts: int = 3) -> LocalBroker:
+        """Start the node; ``attempts`` times at most, each on other free ports."""
         self.workdir = Path(tempfile.mkdtemp(prefix="tutorial-rabbitmq-"))
         for directory in ("mnesia", "log"):
             (self.workdir / directory).mkdir()
         (self.workdir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
         try:
-            self._start_on_free_ports()
+            self._start_on_free_ports(attempts)
+        except ServerExited as exc:  # in one line: the logs keep the rest (stop() says where)
+            self.stop()
+            raise BrokerUnavailable(str(exc).partition("\n")[0]) from exc
         except BaseException:
             self.stop()
             raise
@@ -101,11 +105,13 @@ class LocalBroker(Broker):
 
     def stop(self) -> None:
         """Kill the node and delete its data: nothing of it is kept, so nothing need be saved.
-        A node that had ended by itself keeps its data directory, logs included, and says so."""
-        ended = self.process is not None and not self.process.running()
+        A node that had ended by itself keeps its data directory, logs included, and says so
+        (one that never got as far as logging, its port taken, has nothing to keep)."""
+        process = self.process
+        ended = process is not None and not process.running() and process.node_log.exists()
         try:
-            if self.process is not None:
-                self.process.kill()
+            if process is not None:
+                process.kill()
         finally:
             if self.workdir is not None and ended:
                 print(f"The broker {self.node} had ended by itself; its logs: {self.workdir}/log")

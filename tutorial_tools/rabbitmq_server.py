@@ -88,6 +88,9 @@ class RabbitMqServer(TCPExecutor):
         self.node = node
         self.rabbitmqctl_path = str(Path(server).with_name("rabbitmqctl"))
         self.log = log
+        self.node_log = workdir / "log" / f"{node}.log"
+        self.listening = f"started TCP listener on 127.0.0.1:{ports['amqp']}\n".encode()
+        self.log_offset = 0
         self.erlang_env = {
             "ERL_EPMD_PORT": str(ports["epmd"]),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
@@ -101,6 +104,7 @@ class RabbitMqServer(TCPExecutor):
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
             "RABBITMQ_LOG_BASE": str(workdir / "log"),
+            "RABBITMQ_LOGS": str(self.node_log),  # where after_start_check() reads it
         }
         super().__init__(
             [server],
@@ -113,14 +117,37 @@ class RabbitMqServer(TCPExecutor):
             stderr=subprocess.STDOUT,
         )
 
+    def start(self) -> RabbitMqServer:
+        if self.pre_start_check():  # the AMQP port answers before the node is even started
+            raise ServerExited(
+                f"port {self.port} on {self.host} is taken: another process answers on it"
+            )
+        # A restart logs to the same file: only what this start logs counts.
+        self.log_offset = self.node_log.stat().st_size if self.node_log.exists() else 0
+        return super().start()
+
     def after_start_check(self) -> bool:
         # The wrapper script exits 0 even when the node it runs fails: do not wait for a port
         # that nothing will open.
         if self.process is not None and self.process.poll() is not None:
             tail = Path(self.log.name).read_text(errors="replace")[-1500:]
             self.kill()  # and whatever it left, epmd included
-            raise ServerExited(f"rabbitmq-server exited ({self.node}):\n{tail}")
-        return super().after_start_check()
+            why = "a port it was given was taken meanwhile: eaddrinuse"
+            why = f" ({why})" if "eaddrinuse" in tail else ""
+            raise ServerExited(f"rabbitmq-server exited as it started{why}\n{tail}")
+        # Ready once the node itself logs that it listens on its AMQP port (its last listener
+        # to start), not as soon as the port accepts a connection: between free_ports()
+        # choosing the port and the node binding it, another process may have taken it. The
+        # node then dies ('eaddrinuse'), and is started again on other ports.
+        return self._logged_listening() and super().after_start_check()
+
+    def _logged_listening(self) -> bool:
+        try:
+            with self.node_log.open("rb") as log:
+                log.seek(self.log_offset)
+                return self.listening in log.read()
+        except FileNotFoundError:
+            return False
 
     def stop(self, *args, **kwargs) -> RabbitMqServer:
         """Stop the node (SIGTERM to its process group), in about a second instead of six.
