@@ -23,7 +23,7 @@ import pytest
 from mirakuru.base import ENV_UUID
 from mirakuru.base_env import processes_with_env
 
-from tutorial_tools import leftovers
+from tutorial_tools import container_broker, leftovers
 from tutorial_tools.lifecycle import STOP_SIGNALS, running_broker
 from tutorial_tools.local_broker import LocalBroker
 from tutorial_tools.management import ManagementApi
@@ -283,6 +283,33 @@ def test_a_local_node_whose_port_is_taken_before_it_starts_is_not_started():
         with pytest.raises(BrokerUnavailable, match=f"^port {port} on 127.0.0.1 is taken"):
             local.start()
     assert not local.process.node_log.parent.parent.exists()  # nothing kept: no node ran
+
+
+def test_a_container_whose_host_port_is_taken_as_it_starts_is_started_on_others(
+    broker: Broker, monkeypatch
+):
+    """The same race for a container: the engine binds the host ports free_ports() chose, and
+    one may have been taken meanwhile. The broker starts again on others."""
+    if broker.source != "container":
+        pytest.skip("the tests' brokers are not containers here")
+    real, chosen = container_broker.free_ports, []
+
+    def first_taken(count: int) -> list[int]:
+        ports = real(count)
+        if not chosen:
+            ports[0] = held  # the first choice: one of them taken before the engine binds it
+        chosen.append(ports)
+        return ports
+
+    monkeypatch.setattr(container_broker, "free_ports", first_taken)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        held = taken.getsockname()[1]
+        with container_broker.ContainerBroker() as box:
+            assert len(chosen) == 2 and held not in box.ports.values()
+            assert box.management.get("overview")["rabbitmq_version"]
+        # The port given (make broker PORT=N) taken: one line, once every attempt found it so.
+        with pytest.raises(BrokerUnavailable, match=f"^cannot listen on .*:{held}: .*in use$"):
+            container_broker.ContainerBroker(fixed_port=held).start()
 
 
 def test_no_source_at_all_names_the_three_ways_to_get_a_broker(tmp_path):

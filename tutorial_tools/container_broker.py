@@ -23,6 +23,7 @@ from tutorial_tools.sources import (
     PLUGINS,
     Broker,
     BrokerError,
+    BrokerUnavailable,
     fixed_ports,
 )
 
@@ -51,6 +52,9 @@ def _prepare_testcontainers_for_podman() -> None:
         os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 
+TAKEN = "address already in use"  # how an engine says that a host port was taken
+
+
 class ContainerBroker(Broker):
     """RabbitMQ in a container, started and removed through testcontainers."""
 
@@ -66,7 +70,25 @@ class ContainerBroker(Broker):
         self.name = f"tutorial-rabbitmq-{os.getpid()}-{secrets.token_hex(3)}"
         self._container = None
 
-    def start(self) -> ContainerBroker:
+    def start(self, attempts: int = 3) -> ContainerBroker:
+        """Start the container; ``attempts`` times at most, each on other free host ports:
+        free_ports() chooses ports free at that moment, and another process (another test
+        worker's broker) may bind one before the engine does."""
+        for _ in range(attempts - 1):
+            try:
+                return self._start_on_free_ports()
+            except Exception as exc:
+                if TAKEN not in str(exc):
+                    raise
+        try:
+            return self._start_on_free_ports()
+        except Exception as exc:  # a port given with --port is taken: one line, no traceback
+            if TAKEN not in str(exc):
+                raise
+            said = re.search(r'\("([^"]+)"\)', str(exc))  # the engine's words, in its answer
+            raise BrokerUnavailable(said[1] if said else str(exc)) from exc
+
+    def _start_on_free_ports(self) -> ContainerBroker:
         _prepare_testcontainers_for_podman()
         from testcontainers.community.rabbitmq import RabbitMqContainer
 
