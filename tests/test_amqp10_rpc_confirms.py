@@ -10,10 +10,10 @@ import time
 import pytest
 from test_amqp10 import SINCE_4_0
 from test_publisher_confirms import limit_queue, take_all
+from test_rpc import each_served_some
 
 from tutorial_tools.chapters import AWAITING_RPC
 from tutorial_tools.processes import ScriptProcess
-from tutorial_tools.waiting import wait_until
 
 SERVER, CLIENT = "amqp10/rpc/rpc_server.py", "amqp10/rpc/rpc_client.py"
 DIRECT = "amqp10/rpc/rpc_amqp10.py"
@@ -82,13 +82,7 @@ def test_two_servers_share_the_load(sandbox):
     servers = [start_server(sandbox) for _ in range(2)]  # one credit each: a request at a time
     clients = [sandbox.start(CLIENT, "25") for _ in range(6)]
     assert [answered(client)[-1] for client in clients] == [f" [.] Got {FIB[25]}"] * 6
-
-    def done() -> list[int]:  # by each server, as read from its pipe: after the answers
-        return [len(server.matching(r"^ \[\.\] fib\(25\)$")) for server in servers]
-
-    counts = wait_until(lambda: sum(done()) >= 6 and done(), 30, "the servers' six lines")
-    assert sum(counts) == 6
-    assert min(counts) >= 1, f"one server did all the work: {counts}"
+    each_served_some(servers, 6)
 
 
 @SINCE_4_0

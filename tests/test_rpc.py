@@ -52,19 +52,25 @@ def test_several_clients_at_once_each_get_their_own_answer(sandbox):
     assert sorted(asked) == sorted(f" [.] fib({n})" for n in clients)
 
 
+def each_served_some(servers: list[ScriptProcess], n: int) -> None:
+    """The ``servers`` answered the ``n`` fib(25) requests between them, each some of them (as
+    read from their pipes, which may lag the answers the clients printed)."""
+
+    def done() -> list[int]:
+        return [len(server.matching(r"^ \[\.\] fib\(25\)$")) for server in servers]
+
+    counts = wait_until(lambda: sum(done()) >= n and done(), 30, f"the servers' {n} lines")
+    assert sum(counts) == n
+    assert min(counts) >= 1, f"one server did all the work: {counts}"
+
+
 def test_two_servers_share_the_load(sandbox):
     servers = start_servers(sandbox, 2)
 
     clients = [start_client(sandbox, 25) for _ in range(6)]
 
     assert [answered(client)[-1] for client in clients] == [f" [.] Got {FIB[25]}"] * 6
-
-    def done() -> list[int]:  # by each server, as read from its pipe: after the answers
-        return [len(server.matching(r"^ \[\.\] fib\(25\)$")) for server in servers]
-
-    counts = wait_until(lambda: sum(done()) >= 6 and done(), 30, "the servers' six lines")
-    assert sum(counts) == 6
-    assert min(counts) >= 1, f"one server did all the work: {counts}"
+    each_served_some(servers, 6)
 
 
 def test_a_client_with_no_server_gives_up_with_a_clear_message_within_its_timeout(sandbox):
