@@ -74,19 +74,16 @@ class ContainerBroker(Broker):
         """Start the container; ``attempts`` times at most, each on other free host ports:
         free_ports() chooses ports free at that moment, and another process (another test
         worker's broker) may bind one before the engine does."""
-        for _ in range(attempts - 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return self._start_on_free_ports()
             except Exception as exc:
                 if TAKEN not in str(exc):
                     raise
-        try:
-            return self._start_on_free_ports()
-        except Exception as exc:  # a port given with --port is taken: one line, no traceback
-            if TAKEN not in str(exc):
-                raise
-            said = re.search(r'\("([^"]+)"\)', str(exc))  # the engine's words, in its answer
-            raise BrokerUnavailable(said[1] if said else str(exc)) from exc
+                if attempt == attempts:  # a port given with --port stays taken: one line
+                    said = re.search(r'\("([^"]+)"\)', str(exc))  # the engine's own words
+                    raise BrokerUnavailable(said[1] if said else str(exc)) from exc
+        raise ValueError(f"attempts must be 1 or more, not {attempts}")
 
     def _start_on_free_ports(self) -> ContainerBroker:
         _prepare_testcontainers_for_podman()
