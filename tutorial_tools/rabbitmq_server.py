@@ -69,7 +69,7 @@ class ServerExited(RuntimeError):
 
 
 class RabbitMqServer(TCPExecutor):
-    """rabbitmq-server in the foreground, ready once its AMQP port accepts connections.
+    """rabbitmq-server in the foreground, ready once its log says it listens on its AMQP port.
 
     mirakuru starts it in a session of its own (a Ctrl+C in the terminal reaches us, not the
     broker), stops the whole process group with SIGTERM (SIGKILL after ``timeout``) and ends
