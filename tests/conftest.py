@@ -71,6 +71,11 @@ class Sandbox:
         with self.connection() as connection:
             return connection.channel().queue_declare(queue, passive=True).method.message_count
 
+    def consumer_count(self, queue: str) -> int:
+        """Consumers of ``queue``, of either protocol."""
+        with self.connection() as connection:
+            return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+
     def queue_names(self) -> set[str]:
         return {q["name"] for q in self.broker.management.get("queues", self.vhost)}
 

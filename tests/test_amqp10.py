@@ -140,6 +140,8 @@ def test_a_task_is_durable_as_the_notes_say(sandbox):
 @SINCE_4_0
 def test_a_receiver_whose_queue_is_deleted_says_so_and_exits_1(sandbox):
     receiver = sandbox.start(RECEIVE, ready=WAITING_MESSAGES)
+    # Its line comes just before its link opens (so that no delivery prints into it): wait.
+    wait_until(lambda: sandbox.consumer_count("hello") == 1, 10, "the receiver's link")
     sandbox.broker.management.delete("queues", sandbox.vhost, "hello")
     assert receiver.wait() == 1
     # Its last line (before it, the client logs the broker's detach: amqp:resource-deleted).

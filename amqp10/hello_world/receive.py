@@ -22,9 +22,10 @@ def main(params: ConnectionParameters) -> None:
             context.accept()
             print(f" [x] Received {message.body_as_bytes().decode(errors='backslashreplace')}")
 
-        # A consumer is a link from /queues/hello; the client calls on_message in its own thread.
-        consumer = connection.consumer_builder().queue("hello").message_handler(on_message).build()
+        # Said before the link opens: from then on, on_message prints, in the client's own thread.
         print(" [*] Waiting for messages. To exit press CTRL+C")
+        # A consumer is a link from /queues/hello; messages already waiting come at once.
+        consumer = connection.consumer_builder().queue("hello").message_handler(on_message).build()
         while consumer.is_open and connection.is_open:
             time.sleep(0.5)  # Ctrl+C arrives here, in the main thread
         # The link ends without us closing it if the queue is deleted or the connection lost.

@@ -48,8 +48,8 @@ def main(params: ConnectionParameters) -> None:
         # address ("amqp:not-implemented: Dynamic sources not supported"), so ask first.
         if tuple(map(int, client.remote_open.properties["version"].split(".")[:2])) < (4, 2):
             raise TooOld("Direct Reply-To over AMQP 1.0 needs RabbitMQ 4.2 or newer")
+        print(" [x] Awaiting RPC requests")  # first: from now on, the server prints in its thread
         serving = serve(server)
-        print(" [x] Awaiting RPC requests")
         # Direct Reply-To: no reply queue; RabbitMQ makes up an address and settles the replies.
         replies = queue.Queue()
         builder = client.consumer_builder().settle_strategy(ConsumerSettleStrategy.DIRECT_REPLY_TO)
