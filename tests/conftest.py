@@ -66,15 +66,18 @@ class Sandbox:
     def connection(self) -> pika.BlockingConnection:
         return pika.BlockingConnection(pika.URLParameters(self.url))
 
+    def declared(self, queue: str):
+        """What RabbitMQ says of ``queue`` (Queue.DeclareOk): it must exist."""
+        with self.connection() as connection:
+            return connection.channel().queue_declare(queue, passive=True).method
+
     def message_count(self, queue: str) -> int:
         """Messages ready in ``queue`` (not counting those delivered and not yet acked)."""
-        with self.connection() as connection:
-            return connection.channel().queue_declare(queue, passive=True).method.message_count
+        return self.declared(queue).message_count
 
     def consumer_count(self, queue: str) -> int:
         """Consumers of ``queue``, of either protocol."""
-        with self.connection() as connection:
-            return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+        return self.declared(queue).consumer_count
 
     def queue_names(self) -> set[str]:
         return {q["name"] for q in self.broker.management.get("queues", self.vhost)}

@@ -83,8 +83,7 @@ def what_they_did(sandbox, workers: list[ScriptProcess], killed: list[ScriptProc
         code = worker.process.poll()
         state = "killed" if worker in killed else "running" if code is None else f"exit {code}"
         said.append(f"worker {n} ({state}):\n" + "\n".join(f"    {x}" for x in worker.lines))
-    with sandbox.connection() as connection:
-        found = connection.channel().queue_declare("task_queue", passive=True).method
+    found = sandbox.declared("task_queue")
     said.append(f"task_queue: {found.message_count} ready, {found.consumer_count} consumers")
     return "\n".join(said)
 

@@ -164,8 +164,7 @@ def ready_after_each_kill(sandbox, most: int) -> list[int]:
     """
 
     def once_the_consumer_is_gone() -> tuple[int] | None:
-        with sandbox.connection() as connection:
-            queue = connection.channel().queue_declare("task_queue", passive=True).method
+        queue = sandbox.declared("task_queue")
         return None if queue.consumer_count else (queue.message_count,)
 
     counts: list[int] = []
