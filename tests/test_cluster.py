@@ -27,7 +27,7 @@ from tutorial_tools.compose_cluster import ComposeCluster
 from tutorial_tools.management import ManagementApi, ManagementError
 from tutorial_tools.processes import ROOT, ScriptProcess
 from tutorial_tools.sources import choose_source
-from tutorial_tools.waiting import wait_until
+from tutorial_tools.waiting import TimedOut, wait_until
 
 pytestmark = pytest.mark.cluster  # make test-cluster
 READY = r"^Press Ctrl\+C to stop the cluster and remove it\.$"
@@ -519,7 +519,11 @@ def test_a_stream_serves_its_consumer_through_a_node_kill(cluster, record_proper
             read = set(numbers(consumer, r"^ \[\*\] Reading from offset (\d+) through "))
             return again if set(again) <= read else []
 
-        again = wait_until(read_on, 30, "the consumer to read on after each loss")
+        try:
+            again = wait_until(read_on, 30, "the consumer to read on after each loss")
+        except TimedOut as exc:  # its own lines (not the messages) say where it stopped
+            said = "\n".join(consumer.matching(r"^ \[[*!]\] "))
+            raise TimedOut(f"{exc}; node {killed} killed, the consumer said:\n{said}") from None
         assert consumer.interrupt() == 0
         offsets = numbers(consumer, r"\(offset (\d+)\)$")
         assert offsets == list(range(len(offsets)))  # each offset once, none skipped
