@@ -304,7 +304,11 @@ def all_received(
 ) -> list[int]:
     """Once the consumer has had every confirmed message: it stopped (Ctrl+C), the number of
     each message it got, and of each left in ``queue`` (a duplicate not yet delivered)."""
-    wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 60, "every message")
+    try:  # as long as the publisher is given: both wait for the same new leader
+        wait_until(lambda: set(numbers(consumer, RECEIVED)) >= set(confirmed), 120, "every message")
+    except TimedOut as exc:  # its own lines (not the messages) say where it stopped
+        said = "\n".join(consumer.matching(r"^ \[[*!]\] "))
+        raise TimedOut(f"{exc}; the consumer said:\n{said}") from None
     assert consumer.interrupt() == 0
     return numbers(consumer, RECEIVED) + left_in(cluster, queue)
 
